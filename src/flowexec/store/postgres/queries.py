@@ -1,0 +1,443 @@
+"""Every PostgreSQL statement flowexec runs, each under a name.
+
+`{p}` is the validated table prefix, filled in once per store; values are always parameters.
+Row locks are taken executions-first, claims-second in every statement that takes both, so
+statements cannot deadlock each other. Predicates stay plain (no `param IS NULL OR ...` on
+indexed columns) so that generic plans of prepared statements keep using their indexes.
+"""
+
+from __future__ import annotations
+
+EXECUTION_COLUMNS = """
+    id, flow_id, owner_id, root_execution_id, parent_execution_id, status, created_at,
+    updated_at, started_at, completed_at, error_message, error_node_id, execution_depth,
+    options, integration, external_events, result, failure_count, last_failure_reason,
+    last_failure_at, processing_started_at, processing_worker_id, available_at, claim_epoch
+"""
+
+_E = EXECUTION_COLUMNS
+_LIVE_CLAIM = "c.status = 'active' AND c.expires_at > now()"
+_RELEASE_CLAIM = """
+    UPDATE {p}execution_claims c SET status = 'released'
+    FROM done WHERE c.execution_id = done.id AND c.status = 'active'
+"""
+
+INSERT_ROOT = """
+    WITH ins AS (
+        INSERT INTO {p}executions (
+            id, flow_id, owner_id, root_execution_id, parent_execution_id, status, created_at,
+            updated_at, execution_depth, options, integration, external_events, available_at)
+        VALUES (%(id)s, %(flow_id)s, %(owner_id)s, %(root_execution_id)s, NULL, %(status)s,
+            %(created_at)s, %(updated_at)s, %(execution_depth)s, %(options)s::jsonb,
+            %(integration)s::jsonb, %(external_events)s::jsonb,
+            CASE WHEN %(start)s THEN now() END)
+        ON CONFLICT (id) DO NOTHING
+        RETURNING id
+    )
+    SELECT id, CASE WHEN %(start)s THEN pg_notify(%(channel)s, '') END FROM ins
+"""
+
+# The parent row is share-locked so that a fenced child cannot slip in after a takeover.
+INSERT_CHILD = """
+    WITH parent AS (
+        SELECT id FROM {p}executions
+        WHERE id = %(parent_execution_id)s
+          AND root_execution_id = %(root_execution_id)s
+          AND execution_depth + 1 = %(execution_depth)s
+          AND (%(fence_worker)s::text IS NULL
+               OR (processing_worker_id = %(fence_worker)s AND claim_epoch = %(fence_epoch)s))
+        FOR SHARE
+    ), ins AS (
+        INSERT INTO {p}executions (
+            id, flow_id, owner_id, root_execution_id, parent_execution_id, status, created_at,
+            updated_at, execution_depth, options, integration, external_events, available_at)
+        SELECT %(id)s, %(flow_id)s, %(owner_id)s, %(root_execution_id)s, parent.id, %(status)s,
+            %(created_at)s, %(updated_at)s, %(execution_depth)s, %(options)s::jsonb,
+            %(integration)s::jsonb, %(external_events)s::jsonb,
+            CASE WHEN %(start)s THEN now() END
+        FROM parent
+        ON CONFLICT (id) DO NOTHING
+        RETURNING id
+    )
+    SELECT id, CASE WHEN %(start)s THEN pg_notify(%(channel)s, '') END FROM ins
+"""
+
+GET = f"SELECT {_E} FROM {{p}}executions WHERE id = %(id)s"
+
+DELETE_TREE = "DELETE FROM {p}executions WHERE id = %(id)s RETURNING id"
+
+MAKE_RUNNABLE = """
+    UPDATE {p}executions SET available_at = now(), updated_at = now()
+    WHERE id = %(id)s AND status = 'created' AND available_at IS NULL
+    RETURNING id, pg_notify(%(channel)s, '')
+"""
+
+_FENCE = """
+    AND (%(fence_worker)s::text IS NULL
+         OR (processing_worker_id = %(fence_worker)s AND claim_epoch = %(fence_epoch)s))
+"""
+
+STATUS_RUN = f"""
+    UPDATE {{p}}executions SET
+        status = 'running',
+        started_at = COALESCE(started_at, %(started_at)s, now()),
+        error_message = COALESCE(%(error_message)s, error_message),
+        error_node_id = COALESCE(%(error_node_id)s, error_node_id),
+        updated_at = now()
+    WHERE id = %(id)s AND status = ANY(%(sources)s) {_FENCE}
+    RETURNING id
+"""
+
+STATUS_PAUSE = f"""
+    UPDATE {{p}}executions SET status = 'paused', updated_at = now()
+    WHERE id = %(id)s AND status = ANY(%(sources)s) {_FENCE}
+    RETURNING id
+"""
+
+STATUS_FINISH = f"""
+    WITH done AS (
+        UPDATE {{p}}executions SET
+            status = %(status)s,
+            completed_at = COALESCE(%(completed_at)s, now()),
+            error_message = %(error_message)s,
+            error_node_id = %(error_node_id)s,
+            result = %(result)s::jsonb,
+            processing_worker_id = NULL,
+            processing_started_at = NULL,
+            updated_at = now()
+        WHERE id = %(id)s AND status = ANY(%(sources)s) {_FENCE}
+        RETURNING id
+    ), released AS ({_RELEASE_CLAIM})
+    SELECT id FROM done
+"""
+
+STATUS_REQUEUE = f"""
+    WITH done AS (
+        UPDATE {{p}}executions SET
+            status = 'created',
+            completed_at = NULL,
+            error_message = COALESCE(%(error_message)s, error_message),
+            error_node_id = COALESCE(%(error_node_id)s, error_node_id),
+            available_at = now(),
+            processing_worker_id = NULL,
+            processing_started_at = NULL,
+            updated_at = now()
+        WHERE id = %(id)s AND status = ANY(%(sources)s) {_FENCE}
+        RETURNING id
+    ), released AS ({_RELEASE_CLAIM})
+    SELECT id, pg_notify(%(channel)s, '') FROM done
+"""
+
+# Aggregates for the whole page in one grouped query over the tree index (SPEC §2).
+ROOT_PAGE_AGGREGATES = """
+    , agg AS (
+        SELECT root_execution_id, max(execution_depth) AS levels, count(*) - 1 AS total_nested
+        FROM {p}executions WHERE root_execution_id IN (SELECT id FROM page)
+        GROUP BY root_execution_id
+    )
+    SELECT page.*, agg.levels, agg.total_nested
+    FROM page JOIN agg ON agg.root_execution_id = page.id
+    ORDER BY page.created_at DESC, page.id DESC
+"""
+
+
+def _root_page(where: str) -> str:
+    return f"""
+    WITH page AS (
+        SELECT {_E} FROM {{p}}executions
+        WHERE flow_id = %(flow_id)s AND parent_execution_id IS NULL {where}
+        ORDER BY created_at DESC, id DESC
+        LIMIT %(limit)s
+    )
+    {ROOT_PAGE_AGGREGATES}
+    """
+
+
+_AFTER = "AND (created_at, id) < (%(after_created)s, %(after_id)s)"
+_OWNER = "AND owner_id = %(owner_id)s"
+ROOT_PAGE = {
+    (False, False): _root_page(""),
+    (True, False): _root_page(_AFTER),
+    (False, True): _root_page(_OWNER),
+    (True, True): _root_page(f"{_AFTER} {_OWNER}"),
+}
+"""Keyed by (has cursor, has owner filter)."""
+
+CHILDREN = f"""
+    SELECT {_E} FROM {{p}}executions WHERE parent_execution_id = %(id)s
+    ORDER BY created_at, id
+"""
+
+SUBTREE = f"""
+    WITH RECURSIVE sub (id, level) AS (
+        SELECT id, 0 FROM {{p}}executions WHERE id = %(id)s
+        UNION ALL
+        SELECT c.id, sub.level + 1
+        FROM {{p}}executions c JOIN sub ON c.parent_execution_id = sub.id
+    ), bounded AS (
+        SELECT id, level FROM sub ORDER BY level, id LIMIT %(max_nodes)s
+    )
+    SELECT {", ".join("e." + c.strip() for c in _E.split(","))}, bounded.level
+    FROM bounded JOIN {{p}}executions e ON e.id = bounded.id
+    ORDER BY bounded.level, bounded.id
+"""
+
+STATUSES = "SELECT id, status FROM {p}executions WHERE id = ANY(%(ids)s)"
+
+_CLAIM_COLUMNS = "execution_id, worker_id, claimed_at, expires_at, heartbeat_at, status, epoch"
+
+
+def _claim(picked: str, takeover: str) -> str:
+    """Claim the `picked` executions: upsert each claim row, then mark the execution."""
+    return f"""
+    WITH picked AS ({picked}),
+    claimed AS (
+        INSERT INTO {{p}}execution_claims AS c ({_CLAIM_COLUMNS})
+        SELECT picked.id, %(worker_id)s, now(),
+               now() + make_interval(secs => %(timeout_ms)s / 1000.0), now(), 'active', 1
+        FROM picked
+        ON CONFLICT (execution_id) DO UPDATE SET
+            worker_id = excluded.worker_id, claimed_at = excluded.claimed_at,
+            expires_at = excluded.expires_at, heartbeat_at = excluded.heartbeat_at,
+            status = 'active', epoch = c.epoch + 1
+        WHERE {takeover}
+        RETURNING c.*
+    ), marked AS (
+        UPDATE {{p}}executions e SET
+            processing_worker_id = claimed.worker_id,
+            processing_started_at = claimed.claimed_at,
+            claim_epoch = claimed.epoch,
+            updated_at = now()
+        FROM claimed WHERE e.id = claimed.execution_id
+    )
+    SELECT {_CLAIM_COLUMNS} FROM claimed
+    """
+
+
+# A claim row may be taken when it is not a live lease (released, expired, or past
+# expires_at); `claim_execution` also lets the holder re-claim, with a new epoch.
+_TAKEOVER = "c.status <> 'active' OR c.expires_at <= now()"
+
+CLAIM_ONE = _claim(
+    """
+        SELECT id FROM {p}executions
+        WHERE id = %(id)s AND (status = 'running'
+              OR (status = 'created' AND available_at <= now()))
+        FOR UPDATE
+    """,
+    f"{_TAKEOVER} OR c.worker_id = excluded.worker_id",
+)
+
+
+def _claim_batch(flow_filter: str) -> str:
+    return _claim(
+        f"""
+        SELECT e.id FROM {{p}}executions e
+        WHERE e.status = 'created' AND e.available_at <= now() {flow_filter}
+          AND NOT EXISTS (
+              SELECT 1 FROM {{p}}execution_claims c WHERE c.execution_id = e.id AND {_LIVE_CLAIM})
+        ORDER BY e.available_at, e.id
+        LIMIT %(limit)s
+        FOR UPDATE OF e SKIP LOCKED
+        """,
+        _TAKEOVER,
+    )
+
+
+CLAIM_BATCH = _claim_batch("")
+CLAIM_BATCH_FOR_FLOWS = _claim_batch("AND e.flow_id = ANY(%(flow_ids)s)")
+
+RELEASE = """
+    WITH done AS (
+        UPDATE {p}executions SET
+            processing_worker_id = NULL, processing_started_at = NULL, updated_at = now()
+        WHERE id = %(id)s AND processing_worker_id = %(worker_id)s
+          AND (%(epoch)s::bigint IS NULL OR claim_epoch = %(epoch)s)
+        RETURNING id
+    ), released AS (
+        UPDATE {p}execution_claims c SET status = 'released'
+        FROM done WHERE c.execution_id = done.id AND c.status = 'active'
+    )
+    SELECT id, pg_notify(%(channel)s, '') FROM done
+"""
+
+EXTEND = """
+    UPDATE {p}execution_claims c SET
+        expires_at = now() + make_interval(secs => %(timeout_ms)s / 1000.0),
+        heartbeat_at = now()
+    FROM unnest(%(ids)s::text[], %(epochs)s::bigint[]) AS h (id, epoch)
+    WHERE c.execution_id = h.id AND c.worker_id = %(worker_id)s
+      AND c.status = 'active' AND c.expires_at > now()
+      AND (h.epoch IS NULL OR c.epoch = h.epoch)
+    RETURNING c.execution_id
+"""
+
+ACTIVE_CLAIMS = f"""
+    SELECT {_CLAIM_COLUMNS} FROM {{p}}execution_claims c
+    WHERE {_LIVE_CLAIM} ORDER BY c.claimed_at, c.execution_id
+"""
+
+ACTIVE_CLAIMS_OF_WORKER = f"""
+    SELECT {_CLAIM_COLUMNS} FROM {{p}}execution_claims c
+    WHERE {_LIVE_CLAIM} AND c.worker_id = %(worker_id)s ORDER BY c.claimed_at, c.execution_id
+"""
+
+CLAIM_ROW = f"SELECT {_CLAIM_COLUMNS} FROM {{p}}execution_claims WHERE execution_id = %(id)s"
+
+EXPIRE_CLAIMS = """
+    UPDATE {p}execution_claims SET status = 'expired'
+    WHERE status = 'active' AND expires_at <= now()
+"""
+
+SET_FAILURE_INFO = """
+    UPDATE {p}executions SET
+        failure_count = %(failure_count)s, last_failure_reason = %(reason)s,
+        last_failure_at = now(), updated_at = now()
+    WHERE id = %(id)s
+"""
+
+_GIVES_UP = """(%(max_failures)s::int IS NOT NULL
+    AND failure_count + %(increment)s >= %(max_failures)s)"""
+
+RETRY = f"""
+    WITH done AS (
+        UPDATE {{p}}executions SET
+            failure_count = failure_count + %(increment)s,
+            last_failure_reason = CASE WHEN %(increment)s = 1 THEN %(reason)s
+                                       ELSE last_failure_reason END,
+            last_failure_at = CASE WHEN %(increment)s = 1 THEN now() ELSE last_failure_at END,
+            status = CASE WHEN {_GIVES_UP} THEN 'failed' ELSE 'created' END,
+            completed_at = CASE WHEN {_GIVES_UP} THEN now() END,
+            error_message = CASE WHEN {_GIVES_UP} THEN %(reason)s ELSE error_message END,
+            error_node_id = COALESCE(%(error_node_id)s, error_node_id),
+            available_at = now() + make_interval(secs => %(delay_ms)s / 1000.0),
+            processing_worker_id = NULL,
+            processing_started_at = NULL,
+            updated_at = now()
+        WHERE id = %(id)s AND status IN ('running', 'paused')
+          AND processing_worker_id = %(worker_id)s AND claim_epoch = %(epoch)s
+        RETURNING {_E}
+    ), released AS ({_RELEASE_CLAIM})
+    SELECT done.*, CASE WHEN done.status = 'created' THEN pg_notify(%(channel)s, '') END AS notified
+    FROM done
+"""
+
+# A claim is dead unless it is active and unexpired. `claim_epoch = COALESCE(c.epoch, 0)`
+# ties the claim row to the execution row version being locked, so a takeover that commits
+# while this statement waits is never mistaken for a dead worker.
+_DEAD_WORKER = """
+    e.status IN ('running', 'paused')
+    AND e.claim_epoch = COALESCE(c.epoch, 0)
+    AND NOT (c.status IS NOT DISTINCT FROM 'active' AND c.expires_at > now())
+"""
+
+NEEDING_RECOVERY = f"""
+    SELECT {", ".join("e." + c.strip() for c in _E.split(","))}
+    FROM {{p}}executions e LEFT JOIN {{p}}execution_claims c ON c.execution_id = e.id
+    WHERE {_DEAD_WORKER}
+    ORDER BY e.updated_at, e.id
+    LIMIT %(limit)s
+"""
+
+RECOVER = f"""
+    WITH victims AS (
+        SELECT e.id, e.status AS previous_status, e.processing_worker_id AS previous_worker_id,
+               CASE WHEN c.execution_id IS NULL THEN 'missing_claim'
+                    WHEN c.status = 'released' THEN 'released_while_running'
+                    ELSE 'expired_claim' END AS reason
+        FROM {{p}}executions e LEFT JOIN {{p}}execution_claims c ON c.execution_id = e.id
+        WHERE {_DEAD_WORKER}
+        ORDER BY e.updated_at, e.id
+        LIMIT %(limit)s
+        FOR UPDATE OF e SKIP LOCKED
+    ), updated AS (
+        UPDATE {{p}}executions e SET
+            failure_count = e.failure_count + 1,
+            last_failure_reason = 'worker lost: ' || v.reason,
+            last_failure_at = now(),
+            status = CASE WHEN e.failure_count + 1 >= %(max_failures)s THEN 'failed'
+                          ELSE 'created' END,
+            completed_at = CASE WHEN e.failure_count + 1 >= %(max_failures)s THEN now() END,
+            error_message = CASE WHEN e.failure_count + 1 >= %(max_failures)s
+                THEN 'gave up after ' || (e.failure_count + 1) || ' failures; the last: '
+                     || 'worker lost: ' || v.reason
+                ELSE e.error_message END,
+            available_at = now() + make_interval(secs => LEAST(
+                %(backoff_base_ms)s * power(2, LEAST(e.failure_count, 40)),
+                %(backoff_max_ms)s) / 1000.0),
+            processing_worker_id = NULL,
+            processing_started_at = NULL,
+            updated_at = now()
+        FROM victims v WHERE e.id = v.id
+        RETURNING e.id, e.status
+    ), records AS (
+        INSERT INTO {{p}}execution_recovery (
+            execution_id, recovered_at, recovered_by_worker, recovery_reason,
+            previous_status, previous_worker_id)
+        SELECT v.id, now(), %(worker_id)s,
+               CASE WHEN u.status = 'failed' THEN 'max_failures_exceeded' ELSE v.reason END,
+               v.previous_status, v.previous_worker_id
+        FROM victims v JOIN updated u ON u.id = v.id
+        RETURNING *
+    )
+    SELECT records.*, pg_notify(%(channel)s, '') AS notified FROM records ORDER BY records.id
+"""
+
+INSERT_RECOVERY = """
+    INSERT INTO {p}execution_recovery (
+        execution_id, recovered_at, recovered_by_worker, recovery_reason,
+        previous_status, previous_worker_id)
+    SELECT id, now(), %(worker_id)s, %(reason)s, %(previous_status)s, %(previous_worker_id)s
+    FROM {p}executions WHERE id = %(id)s
+    RETURNING *
+"""
+
+RECOVERY_HISTORY = """
+    SELECT * FROM {p}execution_recovery WHERE execution_id = %(id)s ORDER BY recovered_at, id
+"""
+
+PURGE = """
+    WITH doomed AS (
+        SELECT r.id FROM {p}executions r
+        WHERE r.parent_execution_id IS NULL
+          AND r.status IN ('completed', 'failed', 'stopped') AND r.completed_at < %(before)s
+          AND NOT EXISTS (
+              SELECT 1 FROM {p}executions d
+              WHERE d.root_execution_id = r.id
+                AND d.status NOT IN ('completed', 'failed', 'stopped'))
+        ORDER BY r.completed_at
+        LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED
+    )
+    DELETE FROM {p}executions WHERE id IN (SELECT id FROM doomed)
+"""
+
+STATS_BY_STATUS = "SELECT status, count(*) AS n FROM {p}executions GROUP BY status"
+
+STATS_EXTRA = """
+    SELECT
+        (SELECT count(*) FROM {p}execution_claims c WHERE c.status = 'active'
+            AND c.expires_at > now()) AS active_claims,
+        (SELECT min(available_at) FROM {p}executions
+            WHERE status = 'created' AND available_at IS NOT NULL) AS oldest_queued_at,
+        (SELECT count(*) FROM {p}execution_recovery
+            WHERE recovered_at > now() - interval '1 hour') AS recoveries_last_hour
+"""
+
+NOW = "SELECT now() AS now"
+
+TRY_LOCK = "SELECT pg_try_advisory_lock(%(namespace)s, %(lock_id)s) AS ok"
+UNLOCK = "SELECT pg_advisory_unlock(%(namespace)s, %(lock_id)s) AS ok"
+MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(%(namespace)s, %(lock_id)s)"
+
+MIGRATIONS_TABLE = """
+    CREATE TABLE IF NOT EXISTS {p}schema_migrations (
+        version    integer PRIMARY KEY,
+        name       text NOT NULL,
+        applied_at timestamptz NOT NULL DEFAULT now()
+    )
+"""
+APPLIED_MIGRATIONS = "SELECT version FROM {p}schema_migrations"
+RECORD_MIGRATION = """
+    INSERT INTO {p}schema_migrations (version, name) VALUES (%(version)s, %(name)s)
+"""

@@ -1,0 +1,234 @@
+"""The port every backend implements: the reference's API in snake_case, with its defects fixed.
+
+All methods are coroutines. Times come from the database clock and are timezone-aware UTC.
+Unknown ids give `None` / `False` / `[]` where the reference returned those, and
+`ExecutionNotFound` where a write needs the execution to exist. Bad input raises
+`ValidationError` and writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol, Self, runtime_checkable
+
+from flowexec.model import (
+    Execution,
+    ExecutionClaim,
+    ExecutionStatus,
+    ExecutionTreeNode,
+    RecoveryRecord,
+    RootExecution,
+    StoreStats,
+    UpdateExecutionStatusParams,
+)
+
+
+@runtime_checkable
+class ExecutionStore(Protocol):
+    """Executions, their claims (leases with fencing epochs) and their recovery history."""
+
+    @property
+    def backend(self) -> str:
+        """`postgres` or `sqlite`."""
+        ...
+
+    @property
+    def table_prefix(self) -> str: ...
+
+    async def close(self) -> None: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def migrate(self, *, target_version: int | None = None) -> list[str]:
+        """Apply pending migrations (up to `target_version`) under a lock; returns their names."""
+        ...
+
+    # ------------------------------------------------------------ executions
+
+    async def create(
+        self,
+        execution: Execution,
+        *,
+        start: bool = True,
+        fence: tuple[str, int] | None = None,
+    ) -> None:
+        """Insert a new execution; runnable at once unless `start=False`.
+
+        The same id with the same content is a no-op; with other content `ExecutionExists`.
+        A child's parent must exist, be in the same tree and be one level up. With `fence`
+        (`worker_id`, `epoch`) the parent must be held by that claim, else `ClaimLost`.
+        """
+        ...
+
+    async def get(self, id: str) -> Execution | None: ...
+
+    async def delete(self, id: str) -> bool:
+        """Remove the execution with its subtree, claims and recovery history, atomically."""
+        ...
+
+    async def update_execution_status(self, params: UpdateExecutionStatusParams) -> bool:
+        """Move an execution along the lifecycle (SPEC §3).
+
+        Returns False for an unknown id. Raises `InvalidTransition` for an illegal move and
+        `ClaimLost` when fenced by a claim that is no longer current. Entering a terminal
+        status releases the claim in the same transaction; entering `created` requeues it.
+        """
+        ...
+
+    async def start_execution(self, id: str) -> bool:
+        """Make a `created`, not-started execution runnable; False if it already was."""
+        ...
+
+    async def get_root_executions(
+        self,
+        flow_id: str,
+        limit: int = 50,
+        after: datetime | RootExecution | None = None,
+        *,
+        owner_id: str | None = None,
+    ) -> list[RootExecution]:
+        """Roots of a flow, newest first, keyset-paginated on (created_at, id)."""
+        ...
+
+    async def get_child_executions(self, parent_id: str) -> list[Execution]: ...
+
+    async def get_execution_tree(
+        self, execution_id: str, *, max_nodes: int | None = None
+    ) -> list[ExecutionTreeNode]:
+        """The subtree under any execution, sorted by (level, id), at most `max_nodes`."""
+        ...
+
+    async def get_statuses(self, ids: Sequence[str]) -> dict[str, ExecutionStatus]:
+        """Current status of each existing id, in one query (the worker's control poll)."""
+        ...
+
+    # ------------------------------------------------------------ claims
+
+    async def claim_execution(
+        self, execution_id: str, worker_id: str, timeout_ms: int
+    ) -> ExecutionClaim | None:
+        """Take one execution if it is claimable, in one statement; None otherwise."""
+        ...
+
+    async def claim_next(
+        self,
+        worker_id: str,
+        timeout_ms: int,
+        *,
+        limit: int = 1,
+        flow_ids: Sequence[str] | None = None,
+    ) -> list[ExecutionClaim]:
+        """Claim up to `limit` runnable executions, oldest `available_at` first, in one trip."""
+        ...
+
+    async def release_execution(
+        self, execution_id: str, worker_id: str, *, epoch: int | None = None
+    ) -> bool:
+        """Give back a held claim; the execution is claimable at once. False if not held."""
+        ...
+
+    async def extend_claim(
+        self, execution_id: str, worker_id: str, timeout_ms: int, *, epoch: int | None = None
+    ) -> bool:
+        """Heartbeat: only the holder of a live lease can extend it."""
+        ...
+
+    async def extend_claims(
+        self, worker_id: str, claims: Sequence[tuple[str, int]], timeout_ms: int
+    ) -> set[str]:
+        """Heartbeat many (execution_id, epoch) claims at once; returns the ids still held."""
+        ...
+
+    async def get_active_claims(self, *, worker_id: str | None = None) -> list[ExecutionClaim]:
+        """Live leases (status active and not past `expires_at`)."""
+        ...
+
+    async def get_claim_for_execution(self, execution_id: str) -> ExecutionClaim | None: ...
+
+    async def expire_old_claims(self) -> int: ...
+
+    # ------------------------------------------------------------ failures and recovery
+
+    async def update_failure_info(
+        self, execution_id: str, failure_count: int, reason: str
+    ) -> bool:
+        """The reference's absolute write; flowexec itself only increments in SQL."""
+        ...
+
+    async def retry_execution(
+        self,
+        execution_id: str,
+        *,
+        worker_id: str,
+        epoch: int,
+        reason: str,
+        delay_ms: int = 0,
+        count_failure: bool = True,
+        max_failures: int | None = None,
+        error_node_id: str | None = None,
+    ) -> Execution:
+        """Fenced: end this attempt and put the execution back in the queue after `delay_ms`.
+
+        With `count_failure`, `failure_count` goes up by one in SQL; once it reaches
+        `max_failures` the execution is `failed` instead. The claim is released in the
+        same transaction.
+        """
+        ...
+
+    async def get_executions_needing_recovery(self, limit: int = 100) -> list[Execution]:
+        """`running`/`paused` executions with no live lease. Never queued ones."""
+        ...
+
+    async def recover_executions(
+        self,
+        worker_id: str,
+        *,
+        max_failures: int = 5,
+        backoff_base_ms: int = 1000,
+        backoff_max_ms: int = 300_000,
+        limit: int = 100,
+    ) -> list[RecoveryRecord]:
+        """One sweep in one transaction: expire claims, then requeue or fail what died."""
+        ...
+
+    async def record_recovery(
+        self,
+        execution_id: str,
+        worker_id: str,
+        reason: str,
+        previous_status: str | None = None,
+        previous_worker_id: str | None = None,
+    ) -> RecoveryRecord: ...
+
+    async def get_recovery_history(self, execution_id: str) -> list[RecoveryRecord]: ...
+
+    async def try_acquire_recovery_lock(self, lock_id: int) -> bool:
+        """Namespaced per table prefix; held until released or the holder dies."""
+        ...
+
+    async def release_recovery_lock(self, lock_id: int) -> bool: ...
+
+    # ------------------------------------------------------------ operations
+
+    async def wait_for_work(self, timeout_s: float) -> None:
+        """Return when new work may be runnable, or after `timeout_s` (the polling fallback)."""
+        ...
+
+    async def purge_finished(self, before: datetime, *, limit: int = 1000) -> int:
+        """Retention: delete up to `limit` whole trees finished before `before`; count of roots."""
+        ...
+
+    async def get_stats(self) -> StoreStats: ...
+
+    async def now(self) -> datetime:
+        """The database clock."""
+        ...
