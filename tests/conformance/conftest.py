@@ -18,7 +18,7 @@ _ROOT_CONFTEST = Path(__file__).resolve().parent.parent / "conftest.py"
 
 
 def _root_conftest() -> ModuleType:
-    """tests/conftest.py as a module (it is not importable as `tests.conftest` from every rootdir)."""
+    """tests/conftest.py as a module (`tests.conftest` is not importable from every rootdir)."""
     spec = importlib.util.spec_from_file_location("_flowexec_tests_conftest", _ROOT_CONFTEST)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -1,4 +1,4 @@
-"""Helpers for the conformance suite: build executions, drive them along the lifecycle, read state back.
+"""Conformance helpers: build executions, drive them along the lifecycle, read state back.
 
 Everything here goes through the public `ExecutionStore` protocol only, so the suite runs unchanged
 on every backend.
@@ -32,6 +32,7 @@ LONG_LEASE_MS = 60_000
 SHORT_LEASE_MS = 100
 
 S = ExecutionStatus
+TERMINAL = (S.COMPLETED, S.FAILED, S.STOPPED)
 
 DATETIME_FIELDS = (
     "created_at",
@@ -64,8 +65,10 @@ def assert_times_utc(obj: Any) -> None:
             assert_times_utc(value)
 
 
-async def wait_until_past(store: ExecutionStore, moment: datetime, *, limit_s: float = 10.0) -> None:
-    """Sleep until the *database* clock is past `moment` (never trust the local clock for leases)."""
+async def wait_until_past(
+    store: ExecutionStore, moment: datetime, *, limit_s: float = 10.0
+) -> None:
+    """Sleep until the *database* clock is past `moment` (never the local clock, for leases)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + limit_s
     while True:
@@ -148,6 +151,14 @@ def status_params(
         worker_id=None if fence is None else fence.worker_id,
         epoch=None if fence is None else fence.epoch,
         **kwargs,
+    )
+
+
+def fenced(
+    execution_id: str, status: ExecutionStatus, worker_id: str, epoch: int, **kwargs: Any
+) -> UpdateExecutionStatusParams:
+    return UpdateExecutionStatusParams(
+        execution_id=execution_id, status=status, worker_id=worker_id, epoch=epoch, **kwargs
     )
 
 
