@@ -1,0 +1,130 @@
+"""The recovery loop: one elected sweeper per installation puts dead workers' runs back.
+
+Every worker process runs a `RecoveryService`; the store's recovery lock elects the one that
+sweeps. The leader keeps the lock between sweeps; when it dies the database frees the lock
+and another instance takes it at its next tick, so a takeover costs at most one interval.
+The sweep itself is the store's `recover_executions`: one transaction per batch that
+increments failure counts in SQL, so two sweepers can never double-count (SPEC §6).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from contextlib import suppress
+from dataclasses import dataclass
+
+from flowexec.errors import StoreUnavailable, ValidationError
+from flowexec.model import RecoveryReason, check_id, check_int_range, check_limit
+from flowexec.store.protocol import ExecutionStore
+
+log = logging.getLogger("flowexec.recovery")
+
+RECOVERY_LOCK_ID = 0x666C6F77
+"""The advisory lock key ("flow"); the store namespaces it per table prefix."""
+
+
+@dataclass(frozen=True, slots=True)
+class SweepReport:
+    expired: int
+    requeued: int
+    failed: int
+    duration_s: float
+
+    @property
+    def recovered(self) -> int:
+        return self.requeued + self.failed
+
+
+class RecoveryService:
+    """Sweeps for executions whose worker died, when this instance holds the lock."""
+
+    def __init__(
+        self,
+        store: ExecutionStore,
+        *,
+        worker_id: str,
+        interval_s: float = 10.0,
+        max_failures: int = 5,
+        backoff_base_ms: int = 1000,
+        backoff_max_ms: int = 300_000,
+        batch_size: int = 100,
+        max_batches_per_sweep: int = 100,
+        lock_id: int = RECOVERY_LOCK_ID,
+    ) -> None:
+        if not interval_s > 0:
+            raise ValidationError(f"interval_s must be positive, got {interval_s}")
+        self.store = store
+        self.worker_id = check_id(worker_id, "worker_id")
+        self.interval_s = interval_s
+        self.max_failures = check_int_range(max_failures, "max_failures", 1, 1_000_000)
+        self.backoff_base_ms = backoff_base_ms
+        self.backoff_max_ms = backoff_max_ms
+        self.batch_size = check_limit(batch_size, "batch_size")
+        self.max_batches_per_sweep = check_limit(max_batches_per_sweep, "max_batches_per_sweep")
+        self.lock_id = lock_id
+        self.is_leader = False
+        self._stopping = asyncio.Event()
+
+    async def sweep_once(self) -> SweepReport | None:
+        """One sweep if this instance is (or becomes) the leader; None otherwise."""
+        self.is_leader = await self.store.try_acquire_recovery_lock(self.lock_id)
+        if not self.is_leader:
+            return None
+        started = time.monotonic()
+        expired = await self.store.expire_old_claims()
+        requeued = failed = 0
+        for _ in range(self.max_batches_per_sweep):
+            records = await self.store.recover_executions(
+                self.worker_id,
+                max_failures=self.max_failures,
+                backoff_base_ms=self.backoff_base_ms,
+                backoff_max_ms=self.backoff_max_ms,
+                limit=self.batch_size,
+            )
+            gave_up = sum(
+                r.recovery_reason == RecoveryReason.MAX_FAILURES_EXCEEDED for r in records
+            )
+            failed += gave_up
+            requeued += len(records) - gave_up
+            for record in records:
+                log.info(
+                    "recovered execution %s (%s) from worker %s",
+                    record.execution_id,
+                    record.recovery_reason,
+                    record.previous_worker_id,
+                    extra={"execution_id": record.execution_id, "worker_id": self.worker_id},
+                )
+            if len(records) < self.batch_size:
+                break
+        report = SweepReport(expired, requeued, failed, time.monotonic() - started)
+        if report.expired or report.recovered:
+            log.info(
+                "recovery sweep: expired=%d recovered=%d requeued=%d failed=%d duration=%.3fs",
+                report.expired, report.recovered, report.requeued, report.failed,
+                report.duration_s,
+                extra={"worker_id": self.worker_id},
+            )
+        return report
+
+    async def run(self) -> None:
+        """Sweep every `interval_s` until `stop()`; a database outage is logged and outlived."""
+        self._stopping.clear()
+        try:
+            while not self._stopping.is_set():
+                try:
+                    await self.sweep_once()
+                except StoreUnavailable as exc:
+                    self.is_leader = False
+                    log.warning("recovery sweep skipped: %s", exc)
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self.interval_s)
+        finally:
+            if self.is_leader:
+                self.is_leader = False
+                with suppress(StoreUnavailable):  # else the session is gone, and its lock with it
+                    await self.store.release_recovery_lock(self.lock_id)
+
+    def stop(self) -> None:
+        self._stopping.set()
