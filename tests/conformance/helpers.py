@@ -236,9 +236,7 @@ async def snapshot(store: ExecutionStore, ids: Iterable[str]) -> Snapshot:
     return Snapshot(
         executions={i: await store.get(i) for i in ids},
         claims={i: await store.get_claim_for_execution(i) for i in ids},
-        histories={
-            i: sorted(await store.get_recovery_history(i), key=lambda r: r.id) for i in ids
-        },
+        histories={i: sorted(await store.get_recovery_history(i), key=lambda r: r.id) for i in ids},
         active_claims=sorted(
             await store.get_active_claims(), key=lambda c: (c.execution_id, c.epoch)
         ),
