@@ -128,11 +128,12 @@ STATUS_REQUEUE = f"""
     SELECT id, pg_notify(%(channel)s, '') FROM done
 """
 
-# Aggregates for the whole page in one grouped query over the tree index (SPEC §2).
+# Aggregates for the whole page in one grouped query over the tree index (SPEC §2). `= ANY
+# (ARRAY(...))` is an index condition, so a generic plan cannot turn it into a full scan.
 ROOT_PAGE_AGGREGATES = """
     , agg AS (
         SELECT root_execution_id, max(execution_depth) AS levels, count(*) - 1 AS total_nested
-        FROM {p}executions WHERE root_execution_id IN (SELECT id FROM page)
+        FROM {p}executions WHERE root_execution_id = ANY (ARRAY(SELECT id FROM page))
         GROUP BY root_execution_id
     )
     SELECT page.*, agg.levels, agg.total_nested

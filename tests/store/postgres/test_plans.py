@@ -1,0 +1,132 @@
+"""The hot statements use their indexes, on the first (custom) plan and on generic plans.
+
+psycopg prepares a statement after a few runs, and PostgreSQL may then switch to a generic
+plan (SPEC §10). Each statement is planned both ways here, over a table where finished
+executions far outnumber live ones, as in production.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+import pytest
+
+from flowexec.store.postgres import queries as Q
+from flowexec.store.protocol import ExecutionStore
+
+FINISHED = 20_000
+
+
+def _index_names(plan: Any) -> Iterator[tuple[str, str | None, str | None]]:
+    """(node type, relation, index) for every node of an EXPLAIN (FORMAT JSON) plan."""
+    if isinstance(plan, dict):
+        if "Node Type" in plan:
+            yield plan["Node Type"], plan.get("Relation Name"), plan.get("Index Name")
+        for value in plan.values():
+            yield from _index_names(value)
+    elif isinstance(plan, list):
+        for item in plan:
+            yield from _index_names(item)
+
+
+def _positional(template: str, prefix: str) -> tuple[str, list[str]]:
+    """`%(name)s` placeholders to `$n`, for PREPARE."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    return re.sub(r"%\((\w+)\)s", number, template.replace("{p}", prefix)), names
+
+
+def plans(url: str, prefix: str, template: str, params: dict[str, Any],
+          types: dict[str, str]) -> dict[str, list[tuple[str, str | None, str | None]]]:
+    statement = template.replace("{p}", prefix)
+    with psycopg.connect(url, autocommit=True) as conn:
+        custom = conn.execute(f"EXPLAIN (FORMAT JSON) {statement}", params).fetchone()
+        assert custom is not None
+        positional, names = _positional(template, prefix)
+        conn.execute("SET plan_cache_mode = force_generic_plan")
+        conn.execute(
+            f"PREPARE hot ({', '.join(types[n] for n in names)}) AS {positional}"
+        )
+        with psycopg.ClientCursor(conn) as cur:
+            cur.execute(
+                f"EXPLAIN (FORMAT JSON) EXECUTE hot ({', '.join(['%s'] * len(names))})",
+                [params[n] for n in names],
+            )
+            generic = cur.fetchone()
+        assert generic is not None
+    return {"custom": list(_index_names(custom[0])), "generic": list(_index_names(generic[0]))}
+
+
+@pytest.fixture
+async def loaded(store: ExecutionStore, postgres_url: str) -> str:
+    """Many finished trees, a few runnable and a few running executions; analysed."""
+    p = store.table_prefix
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(
+            f"""INSERT INTO {p}executions (id, flow_id, owner_id, root_execution_id, status,
+                    created_at, updated_at, completed_at, available_at)
+                SELECT 'done' || g, 'flow', 'owner', 'done' || g, 'completed',
+                       now() - g * interval '1 second', now(), now(), now()
+                FROM generate_series(1, {FINISHED}) g""",
+        )
+        conn.execute(
+            f"""INSERT INTO {p}executions (id, flow_id, owner_id, root_execution_id, status,
+                    created_at, updated_at, available_at)
+                SELECT 'live' || g, 'flow', 'owner', 'live' || g,
+                       CASE WHEN g % 2 = 0 THEN 'created' ELSE 'running' END,
+                       now(), now(), now()
+                FROM generate_series(1, 20) g""",
+        )
+        for table in ("executions", "execution_claims", "execution_recovery"):
+            conn.execute(f"ANALYZE {p}{table}")
+    return p
+
+
+def assert_uses(found: dict[str, list[tuple[str, str | None, str | None]]], prefix: str,
+                index: str) -> None:
+    for kind, nodes in found.items():
+        indexes = {name for _, _, name in nodes if name}
+        assert f"{prefix}{index}" in indexes, f"{kind} plan does not use {index}: {nodes}"
+        seq_scans = [n for n in nodes if n[0] == "Seq Scan" and n[1] == f"{prefix}executions"]
+        assert not seq_scans, f"{kind} plan scans the whole executions table: {nodes}"
+
+
+def test_claim_next_uses_the_runnable_index(loaded: str, postgres_url: str) -> None:
+    found = plans(
+        postgres_url, loaded, Q.CLAIM_BATCH,
+        {"worker_id": "w", "timeout_ms": 30_000, "limit": 10},
+        {"worker_id": "text", "timeout_ms": "integer", "limit": "integer"},
+    )
+    assert_uses(found, loaded, "executions_runnable")
+
+
+def test_recovery_sweep_uses_the_recoverable_index(loaded: str, postgres_url: str) -> None:
+    params = {"worker_id": "rec", "limit": 100, "max_failures": 5, "backoff_base_ms": 1000,
+              "backoff_max_ms": 300_000, "channel": f"{loaded}work"}
+    types = {"worker_id": "text", "limit": "integer", "max_failures": "integer",
+             "backoff_base_ms": "integer", "backoff_max_ms": "integer", "channel": "text"}
+    assert_uses(plans(postgres_url, loaded, Q.RECOVER, params, types), loaded,
+                "executions_recoverable")
+
+
+def test_root_listing_uses_the_roots_index(loaded: str, postgres_url: str) -> None:
+    found = plans(
+        postgres_url, loaded, Q.ROOT_PAGE[(True, False)],
+        {"flow_id": "flow", "limit": 50, "after_created": datetime.now(UTC), "after_id": ""},
+        {"flow_id": "text", "limit": "integer", "after_created": "timestamptz",
+         "after_id": "text"},
+    )
+    assert_uses(found, loaded, "executions_roots")
+    for kind, nodes in found.items():
+        assert any(name == f"{loaded}executions_tree" for _, _, name in nodes), (
+            f"{kind} plan computes the page's aggregates without the tree index: {nodes}"
+        )
