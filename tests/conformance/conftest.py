@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -12,7 +12,7 @@ import pytest
 
 from flowexec.store.protocol import ExecutionStore
 
-StoreFactory = Callable[..., Awaitable[ExecutionStore]]
+from .helpers import StoreFactory
 
 _ROOT_CONFTEST = Path(__file__).resolve().parent.parent / "conftest.py"
 

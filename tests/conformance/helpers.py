@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,6 +30,9 @@ WORKER = "worker-1"
 OTHER_WORKER = "worker-2"
 LONG_LEASE_MS = 60_000
 SHORT_LEASE_MS = 100
+
+StoreFactory = Callable[..., Awaitable[ExecutionStore]]
+"""The project's `store_factory` fixture: opens another store (own connections) on the test's db."""
 
 S = ExecutionStatus
 TERMINAL = (S.COMPLETED, S.FAILED, S.STOPPED)
