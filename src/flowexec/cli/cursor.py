@@ -1,0 +1,79 @@
+"""The `ls` page cursor: an opaque string for the position (created_at, id) of a page's last row.
+
+Paging on the pair, not on the timestamp alone, is what keeps pages free of gaps and
+duplicates when several roots share a `created_at`. The flow id travels along so that a
+cursor handed to another flow is refused instead of silently skipping rows.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from flowexec.cli.session import UsageError
+from flowexec.model import Execution, ExecutionStatus, RootExecution, check_id
+
+_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class PageCursor:
+    flow_id: str
+    created_at: datetime
+    execution_id: str
+
+    def encode(self) -> str:
+        payload = {
+            "v": _VERSION,
+            "f": self.flow_id,
+            "t": self.created_at.isoformat(),
+            "i": self.execution_id,
+        }
+        raw = json.dumps(payload, separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def after(cls, root: RootExecution) -> PageCursor:
+        execution = root.execution
+        return cls(execution.flow_id, execution.created_at, execution.id)
+
+    @classmethod
+    def decode(cls, text: str, flow_id: str) -> PageCursor:
+        """Parse a cursor printed by `flowexec ls`; refuse anything else with a clear message."""
+        bad = UsageError(f"--after {text!r} is not a cursor printed by `flowexec ls`")
+        try:
+            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+            payload = json.loads(raw)
+            if not isinstance(payload, dict) or payload.get("v") != _VERSION:
+                raise bad
+            cursor = cls(
+                check_id(payload["f"], "flow_id"),
+                datetime.fromisoformat(payload["t"]),
+                check_id(payload["i"], "id"),
+            )
+        except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
+            raise bad from None
+        if cursor.created_at.tzinfo is None:
+            raise bad
+        if cursor.flow_id != flow_id:
+            raise UsageError(
+                f"--after is a cursor for flow {cursor.flow_id!r}, not for {flow_id!r}"
+            )
+        return cursor
+
+    def as_position(self) -> RootExecution:
+        """The store pages after a `RootExecution`; only its (created_at, id) are read."""
+        marker = Execution(
+            id=self.execution_id,
+            flow_id=self.flow_id,
+            owner_id="cursor",
+            root_execution_id=self.execution_id,
+            parent_execution_id=None,
+            status=ExecutionStatus.CREATED,
+            created_at=self.created_at,
+            updated_at=self.created_at,
+        )
+        return RootExecution(execution=marker, levels=0, total_nested=0)

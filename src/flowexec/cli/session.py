@@ -1,0 +1,143 @@
+"""What every command shares: the global options, the store, and one way to fail.
+
+Commands run their async body through `run`, so that every error a user can cause ends
+as one line on stderr and a documented exit code, the same under `flowexec` and
+`python -m flowexec`; `--debug` lets the traceback through instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+
+from flowexec.errors import (
+    ConfigError,
+    FlowexecError,
+    StoreUnavailable,
+    ValidationError,
+)
+from flowexec.store import ExecutionStore, open_store
+from flowexec.store.urls import redact, resolve
+
+T = TypeVar("T")
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
+
+EXIT_FAILED = 1
+"""The operation did not succeed: unknown id, illegal transition, a run that failed."""
+EXIT_BAD_INPUT = 2
+"""The command line itself is wrong: bad URL, bad JSON, invalid value (also click's code)."""
+EXIT_UNAVAILABLE = 3
+"""The database cannot be reached, or is not migrated."""
+
+
+class UsageError(FlowexecError):
+    """A command-line value the CLI itself rejects (JSON that does not parse, a bad cursor)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The global options, resolved once in the app callback."""
+
+    database_url: str | None
+    table_prefix: str
+    json_output: bool
+    debug: bool
+
+    @property
+    def url(self) -> str:
+        return resolve(self.database_url)
+
+    @property
+    def shown_url(self) -> str:
+        """The URL as it may be printed: without its password."""
+        return redact(self.url)
+
+
+def settings_of(ctx: typer.Context) -> Settings:
+    settings = ctx.find_root().obj
+    if not isinstance(settings, Settings):  # a command invoked without the app callback
+        raise RuntimeError("flowexec commands run under the flowexec app")
+    return settings
+
+
+def wants_json(ctx: typer.Context, local_flag: bool) -> bool:
+    """`--json` works before the command (global) and after it (per command)."""
+    return local_flag or settings_of(ctx).json_output
+
+
+def exit_code_for(exc: FlowexecError) -> int:
+    if isinstance(exc, ConfigError | ValidationError | UsageError):
+        return EXIT_BAD_INPUT
+    if isinstance(exc, StoreUnavailable):
+        return EXIT_UNAVAILABLE
+    return EXIT_FAILED
+
+
+def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
+    """One line on stderr, then exit."""
+    sys.stderr.write(f"flowexec: error: {message}\n")
+    sys.stderr.flush()
+    raise typer.Exit(code)
+
+
+def run(settings: Settings, body: Coroutine[Any, Any, T]) -> T:
+    """Run a command's async body; turn flowexec's own errors into one line and an exit code."""
+    try:
+        return asyncio.run(body)
+    except FlowexecError as exc:
+        if settings.debug:
+            raise
+        fail(_one_line(exc), exit_code_for(exc))
+    except KeyboardInterrupt:
+        if settings.debug:
+            raise
+        sys.stderr.write("flowexec: interrupted\n")
+        raise typer.Exit(130) from None
+
+
+def _one_line(exc: FlowexecError) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+@asynccontextmanager
+async def opened_store(
+    settings: Settings, *, migrate: bool = False
+) -> AsyncIterator[ExecutionStore]:
+    """The store the global options name; commands other than `migrate` never change its schema."""
+    store = await open_store(settings.url, table_prefix=settings.table_prefix, migrate=migrate)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+def parse_json(text: str, option: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{option} is not valid JSON: {exc}") from None
+
+
+def parse_json_object(text: str, option: str) -> dict[str, Any]:
+    value = parse_json(text, option)
+    if not isinstance(value, dict):
+        raise UsageError(f"{option} must be a JSON object, not {type(value).__name__}")
+    return value
+
+
+def configure_logging(debug: bool) -> None:
+    """Warnings by default (a CLI's stdout is its output); everything with --debug."""
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )

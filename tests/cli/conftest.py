@@ -1,0 +1,91 @@
+"""Drive the real `flowexec` command against the test's database and table prefix.
+
+Commands call `asyncio.run`, so the runner runs them on a worker thread; the test itself stays
+async and seeds the same database through a store of its own (`store`, from the root conftest).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from flowexec.cli import app
+from flowexec.store.protocol import ExecutionStore
+
+WIDE = {"COLUMNS": "200", "NO_COLOR": "1", "FLOWEXEC_DATABASE_URL": None}
+
+
+@dataclass(frozen=True)
+class Cli:
+    """`flowexec --database-url <test db> --table-prefix <test prefix> ...`."""
+
+    url: str
+    prefix: str
+
+    def global_args(self) -> list[str]:
+        return ["--database-url", self.url, "--table-prefix", self.prefix]
+
+    async def __call__(self, *args: str, env: dict[str, str | None] | None = None) -> Result:
+        runner = CliRunner()
+        merged = {**WIDE, **(env or {})}
+        return await asyncio.to_thread(
+            runner.invoke, app, [*self.global_args(), *args], env=merged
+        )
+
+    async def ok(self, *args: str) -> Result:
+        result = await self(*args)
+        assert result.exit_code == 0, (result.exit_code, result.stdout, result.stderr)
+        return result
+
+    async def json(self, *args: str) -> Any:
+        return json.loads((await self.ok(*args, "--json")).stdout)
+
+
+CliFixture = Callable[..., Awaitable[Result]]
+
+
+@pytest.fixture
+def cli(store_url: str, unique_prefix: str, store: ExecutionStore) -> Cli:
+    """Depends on `store` so the tables exist and are dropped after the test."""
+    return Cli(store_url, unique_prefix)
+
+
+def run_module(*args: str, timeout: float = 60, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """`python -m flowexec ...` in a real subprocess."""
+    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
+    env.pop("FLOWEXEC_DATABASE_URL", None)
+    return subprocess.run(
+        [sys.executable, "-m", "flowexec", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+        **kwargs,
+    )
+
+
+def assert_one_line_error(
+    result: Result | subprocess.CompletedProcess[str], code: int, *fragments: str
+) -> str:
+    """The error contract: the exit code, one line on stderr, no traceback, no stdout."""
+    exit_code = result.exit_code if isinstance(result, Result) else result.returncode
+    stderr = result.stderr
+    assert exit_code == code, (exit_code, result.stdout, stderr)
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("flowexec: error: "), stderr
+    assert "Traceback" not in stderr
+    assert result.stdout == ""
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
