@@ -1,0 +1,100 @@
+"""`python -m benchmarks [--quick] [--backend postgres|sqlite] [--out FILE.md] [--only a,b]`.
+
+Runs every workload that applies to the backend, prints each table as it is measured and
+writes them all to `--out`. Exits 1 if a workload failed (an error, never a missed target).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import sys
+import tempfile
+import time
+import traceback
+from contextlib import ExitStack
+from pathlib import Path
+
+from benchmarks._common import Context, Workload
+from benchmarks._postgres import bench_database
+from benchmarks._report import Report, header
+
+WORKLOADS = ("claim_one", "drain", "sqlite_drain", "latency", "listing", "flat_cost", "recovery")
+"""Modules of this package, in the order they run; each defines `WORKLOAD`."""
+
+
+def _load(name: str) -> Workload | None:
+    try:
+        module = importlib.import_module(f"benchmarks.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"benchmarks.{name}":
+            return None  # not written yet
+        raise
+    workload = getattr(module, "WORKLOAD", None)
+    if not isinstance(workload, Workload):
+        raise TypeError(f"benchmarks.{name} has no WORKLOAD")
+    return workload
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true",
+                        help="small sizes, a smoke test of every workload (under a minute)")
+    parser.add_argument("--backend", choices=("postgres", "sqlite"), default="postgres")
+    parser.add_argument("--out", type=Path, help="write the markdown report here")
+    parser.add_argument("--only", help="comma-separated workload names: " + ", ".join(WORKLOADS))
+    parser.add_argument("--reps", type=int, default=3, help="repetitions per figure (>= 3)")
+    args = parser.parse_args(argv)
+    if args.reps < 3:
+        parser.error("--reps must be at least 3")
+    if args.only:
+        unknown = set(args.only.split(",")) - set(WORKLOADS)
+        if unknown:
+            parser.error(f"unknown workloads: {', '.join(sorted(unknown))}")
+    return args
+
+
+async def _run(ctx: Context, report: Report, names: list[str]) -> list[str]:
+    failed: list[str] = []
+    for name in names:
+        workload = _load(name)
+        if workload is None or ctx.backend not in workload.backends:
+            continue
+        print(f"» {workload.title} ({ctx.backend})", file=sys.stderr, flush=True)
+        started = time.perf_counter()
+        try:
+            for table in await workload.run(ctx):
+                report.add(table)
+        except Exception as exc:
+            traceback.print_exc()
+            report.error(workload.title, f"{type(exc).__name__}: {exc}")
+            failed.append(name)
+        print(f"  {name}: {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
+    return failed
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    names = args.only.split(",") if args.only else list(WORKLOADS)
+    started = time.perf_counter()
+    with ExitStack() as stack:
+        pg = stack.enter_context(bench_database()) if args.backend == "postgres" else None
+        sqlite_dir = Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="flowexec-bench-"))
+        )
+        ctx = Context(
+            backend=args.backend, quick=args.quick, reps=args.reps, postgres=pg,
+            sqlite_dir=sqlite_dir,
+        )
+        report = Report(header(args.backend, args.quick, args.reps, pg), args.quick, args.out)
+        failed = asyncio.run(_run(ctx, report, names))
+    print(f"total: {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    if failed:
+        print(f"failed workloads: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

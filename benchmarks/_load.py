@@ -1,0 +1,120 @@
+"""Bulk loads into flowexec's PostgreSQL tables: one `INSERT … SELECT generate_series` each.
+
+Rows are generated inside the server, so a million executions load in seconds, with every
+index and foreign key in place (the tables are the ones `migrate()` made).
+
+Tree shape (depth at most 5): nodes 1..5 form a chain under the
+root (node k at depth k), and every further node k hangs under chain node k % 5. A tree of
+one node is a plain execution. Roots are one second apart, the newest an hour old; a node is
+k milliseconds younger than its root.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from psycopg import sql
+
+from benchmarks._postgres import PostgresBench
+
+DEAD_WORKER = "bench-dead-worker"
+
+_EXECUTIONS = """
+INSERT INTO {p}executions (
+    id, flow_id, owner_id, root_execution_id, parent_execution_id, status,
+    created_at, updated_at, started_at, completed_at, execution_depth,
+    available_at, processing_worker_id, processing_started_at, claim_epoch)
+SELECT
+    CASE WHEN n.k = 0 THEN r.id ELSE r.id || '.' || lpad(n.k::text, 4, '0') END,
+    %(flow_id)s, 'bench-owner', r.id,
+    CASE WHEN n.k = 0 THEN NULL
+         WHEN n.parent_k = 0 THEN r.id
+         ELSE r.id || '.' || lpad(n.parent_k::text, 4, '0') END,
+    %(status)s,
+    r.created + n.k * interval '1 millisecond',
+    r.created + n.k * interval '1 millisecond',
+    CASE WHEN %(status)s IN ('running', 'completed', 'failed') THEN r.created END,
+    CASE WHEN %(status)s IN ('completed', 'failed', 'stopped')
+         THEN r.created + interval '1 second' END,
+    n.depth,
+    r.created + n.k * interval '1 millisecond',
+    CASE WHEN %(status)s = 'running' THEN %(worker)s END,
+    CASE WHEN %(status)s = 'running' THEN r.created END,
+    %(epoch)s
+FROM (
+    SELECT i, %(id_prefix)s || lpad(i::text, 8, '0') AS id,
+           now() - interval '1 hour' - (%(roots)s - i) * interval '1 second' AS created
+    FROM generate_series(0, %(roots)s - 1) AS g (i)
+) AS r
+CROSS JOIN LATERAL (
+    SELECT k,
+           CASE WHEN k <= 5 THEN k - 1 ELSE k %% 5 END AS parent_k,
+           CASE WHEN k <= 5 THEN k ELSE k %% 5 + 1 END AS depth
+    FROM generate_series(0, %(size)s + r.i %% %(size_cycle)s - 1) AS s (k)
+) AS n
+"""
+
+_CLAIMS = """
+INSERT INTO {p}execution_claims (
+    execution_id, worker_id, claimed_at, expires_at, heartbeat_at, status, epoch)
+SELECT id, %(worker)s, created_at, created_at + interval '30 seconds', created_at, %(claim)s, 1
+FROM {p}executions WHERE starts_with(id, %(id_prefix)s)
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Load:
+    """`roots` trees (of one node: plain executions) under ids `<id_prefix><8 digits>`."""
+
+    id_prefix: str
+    roots: int
+    status: str = "completed"
+    size: int = 1
+    size_cycle: int = 1
+    """Root i's tree has `size + i % size_cycle` nodes."""
+    flow_id: str = "bench-flow"
+    claim: str | None = None
+    """A claim row per execution: `released` (finished history) or `active` (expired)."""
+
+
+async def load(pg: PostgresBench, prefix: str, *loads: Load, vacuum: bool = False) -> int:
+    """Insert the loads, then ANALYZE (or VACUUM ANALYZE, as old history would be)."""
+    total = 0
+    async with await pg.connect() as conn:
+        for spec in loads:
+            cur = await conn.execute(
+                _EXECUTIONS.replace("{p}", prefix).encode(),
+                {
+                    "id_prefix": spec.id_prefix,
+                    "roots": spec.roots,
+                    "size": spec.size,
+                    "size_cycle": spec.size_cycle,
+                    "status": spec.status,
+                    "flow_id": spec.flow_id,
+                    "worker": DEAD_WORKER,
+                    "epoch": 0 if spec.claim is None else 1,
+                },
+            )
+            total += cur.rowcount
+            if spec.claim is not None:
+                await conn.execute(
+                    _CLAIMS.replace("{p}", prefix).encode(),
+                    {"id_prefix": spec.id_prefix, "worker": DEAD_WORKER, "claim": spec.claim},
+                )
+        for table in ("executions", "execution_claims"):
+            verb = "VACUUM (ANALYZE)" if vacuum else "ANALYZE"
+            await conn.execute(sql.SQL(verb + " {}").format(sql.Identifier(prefix + table)))
+    return total
+
+
+async def truncate(pg: PostgresBench, prefix: str) -> None:
+    await pg.execute(
+        "TRUNCATE {p}executions, {p}execution_claims, {p}execution_recovery".replace("{p}", prefix)
+    )
+
+
+async def count_by_status(pg: PostgresBench, prefix: str) -> dict[str, int]:
+    async with await pg.connect() as conn:
+        statement = "SELECT status, count(*) FROM {p}executions GROUP BY status"
+        cur = await conn.execute(statement.replace("{p}", prefix).encode())
+        return {str(status): int(n) for status, n in await cur.fetchall()}
