@@ -5,10 +5,17 @@ from __future__ import annotations
 from flowexec.errors import (
     ClaimLost,
     ConfigError,
+    DepthLimitExceeded,
     ExecutionExists,
+    ExecutionNotCompleted,
     ExecutionNotFound,
+    ExecutionTimeout,
+    Fail,
     FlowexecError,
+    FlowNotFound,
+    FlowTimeout,
     InvalidTransition,
+    NodeTimeout,
     StoreUnavailable,
     ValidationError,
 )
@@ -27,25 +34,37 @@ from flowexec.model import (
     UpdateExecutionStatusParams,
     new_execution,
 )
+from flowexec.runtime import App, Client, FlowContext, FlowEvent, Worker
 from flowexec.store import ExecutionStore, open_store
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "App",
     "ClaimLost",
     "ClaimStatus",
+    "Client",
     "ConfigError",
+    "DepthLimitExceeded",
     "Execution",
     "ExecutionClaim",
     "ExecutionExists",
     "ExecutionLimits",
+    "ExecutionNotCompleted",
     "ExecutionNotFound",
     "ExecutionOptions",
     "ExecutionStatus",
     "ExecutionStore",
+    "ExecutionTimeout",
     "ExecutionTreeNode",
+    "Fail",
+    "FlowContext",
+    "FlowEvent",
+    "FlowNotFound",
+    "FlowTimeout",
     "FlowexecError",
     "InvalidTransition",
+    "NodeTimeout",
     "RecoveryReason",
     "RecoveryRecord",
     "RootExecution",
@@ -53,6 +72,7 @@ __all__ = [
     "StoreUnavailable",
     "UpdateExecutionStatusParams",
     "ValidationError",
+    "Worker",
     "__version__",
     "new_execution",
     "open_store",

@@ -74,3 +74,65 @@ class FlowNotFound(FlowexecError, LookupError):
 
 class ExecutionTimeout(FlowexecError, TimeoutError):
     """A wait for an execution ran out of time."""
+
+
+class ExecutionNotCompleted(FlowexecError):
+    """`result` was asked of an execution that did not complete (yet)."""
+
+    def __init__(
+        self,
+        execution_id: str,
+        status: str,
+        error_message: str | None = None,
+        error_node_id: str | None = None,
+    ) -> None:
+        detail = ""
+        if error_message:
+            detail = f": {error_message}"
+            if error_node_id:
+                detail += f" (node {error_node_id!r})"
+        super().__init__(f"execution {execution_id!r} is {status}, not completed{detail}")
+        self.execution_id = execution_id
+        self.status = status
+        self.error_message = error_message
+        self.error_node_id = error_node_id
+
+
+class Fail(FlowexecError):
+    """Raised by flow code to fail the execution at once: no retry, whatever `max_retries` says."""
+
+    def __init__(self, message: str = "the flow failed", *, node_id: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.node_id = node_id
+
+
+class NodeTimeout(FlowexecError, TimeoutError):
+    """A node ran longer than the execution's `node_timeout_ms`."""
+
+    def __init__(self, node_id: str, timeout_ms: int) -> None:
+        super().__init__(f"node {node_id!r} timed out after {timeout_ms} ms")
+        self.node_id = node_id
+        self.timeout_ms = timeout_ms
+
+
+class FlowTimeout(FlowexecError, TimeoutError):
+    """A run took longer than the execution's `flow_timeout_ms` (time spent paused excluded)."""
+
+    def __init__(self, execution_id: str, timeout_ms: int) -> None:
+        super().__init__(f"execution {execution_id!r} timed out after {timeout_ms} ms")
+        self.execution_id = execution_id
+        self.timeout_ms = timeout_ms
+
+
+class DepthLimitExceeded(ValidationError):
+    """`emit` would nest a child deeper than the store's maximum depth."""
+
+    def __init__(self, execution_id: str, depth: int, max_depth: int) -> None:
+        super().__init__(
+            f"execution {execution_id!r} is at depth {depth}: its children would be at depth "
+            f"{depth + 1}, over the limit of {max_depth} nested executions"
+        )
+        self.execution_id = execution_id
+        self.depth = depth
+        self.max_depth = max_depth

@@ -1,0 +1,11 @@
+"""The runtime: flows and nodes, workers that run them, clients that drive them (SPEC §7)."""
+
+from __future__ import annotations
+
+from flowexec.runtime.app import App, FlowSpec
+from flowexec.runtime.client import Client
+from flowexec.runtime.context import FlowContext
+from flowexec.runtime.events import FlowEvent
+from flowexec.runtime.worker import Worker
+
+__all__ = ["App", "Client", "FlowContext", "FlowEvent", "FlowSpec", "Worker"]

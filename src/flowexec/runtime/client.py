@@ -1,0 +1,207 @@
+"""`Client`: create executions and drive their lifecycle from any process.
+
+Every command is one store call; the store enforces the lifecycle (SPEC §3), so an illegal
+command raises `InvalidTransition` and changes nothing. Workers notice stop and pause through
+their control poll, within a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Container, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Self
+
+from flowexec.errors import (
+    ExecutionNotCompleted,
+    ExecutionNotFound,
+    ExecutionTimeout,
+    FlowNotFound,
+    InvalidTransition,
+    ValidationError,
+)
+from flowexec.model import (
+    JSON,
+    Execution,
+    ExecutionOptions,
+    ExecutionStatus,
+    UpdateExecutionStatusParams,
+    check_id,
+    new_execution,
+)
+from flowexec.runtime.events import FlowEvent, parse_events
+from flowexec.runtime.stores import use_store
+from flowexec.store.protocol import ExecutionStore
+
+log = logging.getLogger("flowexec.client")
+
+WAIT_FIRST_POLL_S = 0.02
+
+
+class Client:
+    def __init__(
+        self,
+        store: ExecutionStore,
+        *,
+        flows: Container[str] | None = None,
+        owns_store: bool = False,
+        max_poll_interval_s: float = 0.5,
+    ) -> None:
+        """`flows`: the flow ids `create` accepts (an `App` will do); None accepts any."""
+        if not max_poll_interval_s > 0:
+            raise ValidationError("max_poll_interval_s must be positive")
+        self._store = store
+        self._flows = flows
+        self._owns_store = owns_store
+        self._max_poll_s = max_poll_interval_s
+
+    @classmethod
+    async def connect(
+        cls,
+        store_or_url: ExecutionStore | str | None = None,
+        *,
+        table_prefix: str = "flowexec_",
+        flows: Container[str] | None = None,
+        **store_options: Any,
+    ) -> Client:
+        """A client on an open store, or on a store it opens (and closes) from a URL."""
+        store, owned = await use_store(store_or_url, table_prefix=table_prefix, **store_options)
+        return cls(store, flows=flows, owns_store=owned)
+
+    @property
+    def store(self) -> ExecutionStore:
+        return self._store
+
+    async def close(self) -> None:
+        if self._owns_store:
+            await self._store.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # ------------------------------------------------------------ creating
+
+    async def create(
+        self,
+        flow_id: str,
+        *,
+        owner_id: str,
+        options: ExecutionOptions | Mapping[str, Any] | None = None,
+        integration: Mapping[str, JSON] | None = None,
+        events: Sequence[FlowEvent | Mapping[str, Any]] | None = None,
+        start: bool = True,
+    ) -> str:
+        """Create a root execution (runnable at once unless `start=False`); returns its id."""
+        check_id(flow_id, "flow_id")
+        if self._flows is not None and flow_id not in self._flows:
+            raise FlowNotFound(flow_id)
+        if integration is not None and not isinstance(integration, Mapping):
+            raise ValidationError(
+                f"integration must be a dict or None, not {type(integration).__name__}"
+            )
+        execution = new_execution(
+            flow_id,
+            owner_id,
+            options=options,
+            integration=integration,
+            external_events=parse_events(events),
+        )
+        await self._store.create(execution, start=bool(start))
+        log.info(
+            "created execution %s of %s%s",
+            execution.id, flow_id, "" if start else " (not started)",
+            extra={"execution_id": execution.id, "flow_id": flow_id},
+        )
+        return execution.id
+
+    async def start(self, execution_id: str) -> bool:
+        """Make an execution created with `start=False` runnable; False if it already was."""
+        return await self._store.start_execution(execution_id)
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def stop(self, execution_id: str, reason: str | None = None) -> None:
+        """Stop for good; the reason is kept as the execution's `error_message`."""
+        await self._set_status(execution_id, ExecutionStatus.STOPPED, error_message=reason)
+        log.info("stopped execution %s%s", execution_id, f": {reason}" if reason else "",
+                 extra={"execution_id": execution_id})
+
+    async def pause(self, execution_id: str, reason: str | None = None) -> None:
+        """Hold a running execution at its next node boundary until `resume`."""
+        await self._set_status(execution_id, ExecutionStatus.PAUSED)
+        log.info("paused execution %s%s", execution_id, f": {reason}" if reason else "",
+                 extra={"execution_id": execution_id})
+
+    async def resume(self, execution_id: str) -> None:
+        """Let a paused execution continue; anything but `paused` raises `InvalidTransition`."""
+        current = await self.get(execution_id)
+        if current.status is not ExecutionStatus.PAUSED:
+            raise InvalidTransition(
+                execution_id, current.status.value, ExecutionStatus.RUNNING.value
+            )
+        await self._set_status(execution_id, ExecutionStatus.RUNNING)
+        log.info("resumed execution %s", execution_id, extra={"execution_id": execution_id})
+
+    async def _set_status(
+        self, execution_id: str, status: ExecutionStatus, *, error_message: str | None = None
+    ) -> None:
+        params = UpdateExecutionStatusParams(
+            execution_id=execution_id, status=status, error_message=error_message
+        )
+        if not await self._store.update_execution_status(params):
+            raise ExecutionNotFound(execution_id)
+
+    # ------------------------------------------------------------ reading
+
+    async def get(self, execution_id: str) -> Execution:
+        execution = await self._store.get(execution_id)
+        if execution is None:
+            raise ExecutionNotFound(execution_id)
+        return execution
+
+    async def wait(
+        self,
+        execution_id: str,
+        timeout: float | None = None,  # noqa: ASYNC109 - the documented API; it polls the store
+    ) -> Execution:
+        """Return the execution once it is terminal; `ExecutionTimeout` after `timeout` s."""
+        if timeout is not None and not timeout >= 0:
+            raise ValidationError(f"timeout must be None or at least 0, got {timeout}")
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        pause = WAIT_FIRST_POLL_S
+        while True:
+            execution = await self.get(execution_id)
+            if execution.status.is_terminal:
+                return execution
+            if deadline is not None:
+                left = deadline - loop.time()
+                if left <= 0:
+                    raise ExecutionTimeout(
+                        f"execution {execution_id!r} is still {execution.status.value} "
+                        f"after {timeout} s"
+                    )
+                pause = min(pause, left)
+            await asyncio.sleep(pause)
+            pause = min(pause * 1.5, self._max_poll_s)
+
+    async def result(self, execution_id: str) -> JSON:
+        """The result of a completed execution; `ExecutionNotCompleted` for any other status."""
+        execution = await self.get(execution_id)
+        if execution.status is not ExecutionStatus.COMPLETED:
+            raise ExecutionNotCompleted(
+                execution_id,
+                execution.status.value,
+                execution.error_message,
+                execution.error_node_id,
+            )
+        return execution.result

@@ -1,0 +1,268 @@
+"""`FlowContext`: what a flow sees of its execution, and how it runs nodes and emits children.
+
+Node boundaries are where the execution's controls act (SPEC §7): a pause or a breakpoint holds
+the run before a node starts, `max_concurrency` bounds nodes in flight, `node_timeout_ms`
+bounds each node. Nodes already running when a pause arrives finish undisturbed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, ParamSpec, TypeVar, overload
+
+from flowexec.errors import (
+    DepthLimitExceeded,
+    Fail,
+    InvalidTransition,
+    NodeTimeout,
+)
+from flowexec.model import (
+    JSON,
+    Execution,
+    ExecutionOptions,
+    ExecutionStatus,
+    check_id,
+    check_json,
+    new_execution,
+)
+from flowexec.runtime.child_ids import child_execution_id, emit_identity, keyed_identity
+from flowexec.runtime.control import RunControl
+from flowexec.runtime.events import FlowEvent, make_event
+from flowexec.runtime.lease import Lease
+from flowexec.runtime.logs import BoundLogger
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class FlowContext:
+    """Handed to every flow run; one per attempt."""
+
+    def __init__(
+        self,
+        execution: Execution,
+        *,
+        lease: Lease,
+        control: RunControl,
+        log: BoundLogger,
+        check_flow: Callable[[str], object],
+        max_depth: int,
+    ) -> None:
+        self._execution = execution
+        self._lease = lease
+        self._control = control
+        self._check_flow = check_flow
+        self._max_depth = max_depth
+        self.log = log
+        limits = execution.options.execution if execution.options else None
+        self._node_timeout_ms = limits.node_timeout_ms if limits else None
+        self._slots = (
+            asyncio.Semaphore(limits.max_concurrency)
+            if limits and limits.max_concurrency
+            else None
+        )
+        options = execution.options
+        self._breakpoints = (
+            frozenset(options.breakpoints or ())
+            if options is not None and options.debug
+            else frozenset()
+        )
+        self._emits: Counter[tuple[str, str, str]] = Counter()
+        self._node_errors: list[tuple[BaseException, str]] = []
+        self.interrupted_node: str | None = None
+        """The node that was running when the run was cancelled (e.g. by the flow timeout)."""
+
+    # ------------------------------------------------------------ what the flow sees
+
+    @property
+    def execution(self) -> Execution:
+        """The execution as it was when this attempt started."""
+        return self._execution
+
+    @property
+    def execution_id(self) -> str:
+        return self._execution.id
+
+    @property
+    def flow_id(self) -> str:
+        return self._execution.flow_id
+
+    @property
+    def worker_id(self) -> str:
+        return self._lease.worker_id
+
+    @property
+    def options(self) -> ExecutionOptions | None:
+        return self._execution.options
+
+    @property
+    def integration(self) -> dict[str, JSON] | None:
+        return self._execution.integration
+
+    @property
+    def events(self) -> list[FlowEvent]:
+        return [FlowEvent.from_json(e) for e in self._execution.external_events or []]
+
+    @property
+    def event(self) -> FlowEvent | None:
+        """The event that triggered this execution: set for children, `None` for a plain root."""
+        events = self.events
+        return events[0] if events else None
+
+    @property
+    def attempt(self) -> int:
+        """1 on the first run, 2 after one counted failure, and so on."""
+        return self._execution.failure_count + 1
+
+    # ------------------------------------------------------------ nodes
+
+    @overload
+    async def node(
+        self, node_id: str, fn: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs
+    ) -> T: ...
+
+    @overload
+    async def node(
+        self, node_id: str, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
+    ) -> T: ...
+
+    async def node(
+        self, node_id: str, fn: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> Any:
+        """Run `fn(*args, **kwargs)` as the node `node_id`; sync functions run in a thread.
+
+        A node that raises or times out is remembered as the failing node of the run
+        (`error_node_id`), and its exception reaches the flow unchanged (`NodeTimeout` for a
+        timeout) so that the flow may handle it.
+        """
+        check_id(node_id, "node_id")
+        await self._boundary(node_id)
+        if self._slots is None:
+            return await self._run_node(node_id, fn, args, kwargs)
+        async with self._slots:
+            await self._control.wait_resumed()
+            return await self._run_node(node_id, fn, args, kwargs)
+
+    async def _boundary(self, node_id: str) -> None:
+        await self._control.wait_resumed()
+        if node_id in self._breakpoints:
+            await self._break_before(node_id)
+
+    async def _break_before(self, node_id: str) -> None:
+        """Pause the execution (visible in the store) and hold until a client resumes it."""
+        self._control.pause()
+        try:
+            await self._lease.set_status(ExecutionStatus.PAUSED)
+        except InvalidTransition as exc:
+            if exc.current != ExecutionStatus.PAUSED.value:
+                raise  # stopped or taken elsewhere: the worker's poll ends this run
+        finally:
+            self._control.touch()
+        self.log.info("paused at breakpoint before node %s", node_id, extra={"node_id": node_id})
+        await self._control.wait_resumed()
+        self.log.info("resumed at breakpoint %s", node_id, extra={"node_id": node_id})
+
+    async def _run_node(
+        self,
+        node_id: str,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        timeout_ms = self._node_timeout_ms
+        try:
+            if timeout_ms is None:
+                return await _call(fn, args, kwargs)
+            try:
+                async with asyncio.timeout(timeout_ms / 1000) as deadline:
+                    return await _call(fn, args, kwargs)
+            except TimeoutError:
+                if deadline.expired():
+                    raise NodeTimeout(node_id, timeout_ms) from None
+                raise
+        except asyncio.CancelledError:
+            self.interrupted_node = node_id
+            raise
+        except Exception as exc:
+            if isinstance(exc, Fail) and exc.node_id is None:
+                exc.node_id = node_id
+            self._node_errors.append((exc, node_id))
+            raise
+
+    def failing_node(self, exc: BaseException) -> str | None:
+        """The node an exception came from: itself or anything in its cause/context chain."""
+        seen: set[int] = set()
+        current: BaseException | None = exc
+        while current is not None and id(current) not in seen:
+            seen.add(id(current))
+            if isinstance(current, Fail) and current.node_id is not None:
+                return current.node_id
+            for error, node_id in self._node_errors:
+                if error is current:
+                    return node_id
+            current = current.__cause__ or current.__context__
+        return None
+
+    # ------------------------------------------------------------ children
+
+    async def emit(
+        self,
+        event_name: str,
+        payload: JSON = None,
+        *,
+        flow_id: str | None = None,
+        key: str | None = None,
+    ) -> str:
+        """Spawn a child execution triggered by this event; returns the child's id.
+
+        The child runs `flow_id` (default: this flow) with this execution's owner, options and
+        integration. Its id comes from the emit's content (or from `key`, when given), so a
+        re-run of this execution re-creates the same children instead of duplicating them.
+        """
+        event = make_event(event_name, payload)
+        target = self.flow_id if flow_id is None else check_id(flow_id, "flow_id")
+        self._check_flow(target)
+        depth = self._execution.execution_depth
+        if depth + 1 > self._max_depth:
+            raise DepthLimitExceeded(self.execution_id, depth, self._max_depth)
+        if key is not None:
+            identity = keyed_identity(check_id(key, "key"))
+        else:
+            payload_json = check_json(event.payload, "payload")
+            content = (target, event.name, payload_json)
+            self._emits[content] += 1
+            identity = emit_identity(*content, self._emits[content])
+        child = new_execution(
+            target,
+            self._execution.owner_id,
+            parent=self._execution,
+            options=self._execution.options,
+            integration=self._execution.integration,
+            external_events=[event.to_json()],
+            id=child_execution_id(self.execution_id, *identity),
+            max_depth=self._max_depth,
+        )
+        await self._lease.create_child(child)
+        self.log.debug("emitted %s as %s", event.name, child.id)
+        return child.id
+
+
+async def _call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
+    if _is_async(fn):
+        return await fn(*args, **kwargs)
+    result = await asyncio.to_thread(functools.partial(fn, *args, **kwargs))
+    if inspect.isawaitable(result):
+        return await result
+    return result
+
+
+def _is_async(fn: Callable[..., Any]) -> bool:
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 - callable objects with an async __call__
+    )

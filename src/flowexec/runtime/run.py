@@ -1,0 +1,357 @@
+"""One claimed execution on its way through a worker: start, run the flow, settle the outcome.
+
+The flow runs in a task of its own so that the worker can cancel it (lease lost, stopped,
+shutdown) while this object still decides what, if anything, to write afterwards:
+- returned: `completed` with the result;
+- `Fail`, or input that can never pass (`ValidationError`): `failed` at once;
+- anything else raised (timeouts included): a counted failure, requeued with backoff until
+  the flow's `max_retries` is spent, then `failed`;
+- lease lost or stopped: nothing (someone else owns the execution, or it is finished);
+- shutdown: back to the queue without counting a failure.
+Every write is fenced by the claim; the terminal or requeue write releases the claim too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from flowexec.errors import (
+    ClaimLost,
+    ExecutionExists,
+    ExecutionNotFound,
+    Fail,
+    FlowNotFound,
+    FlowTimeout,
+    InvalidTransition,
+    StoreUnavailable,
+    ValidationError,
+)
+from flowexec.model import (
+    JSON,
+    MAX_REASON_LENGTH,
+    Execution,
+    ExecutionClaim,
+    ExecutionStatus,
+    check_json,
+)
+from flowexec.runtime.app import App, FlowSpec
+from flowexec.runtime.backoff import retry_delay_ms
+from flowexec.runtime.context import FlowContext
+from flowexec.runtime.control import AbortReason, RunControl
+from flowexec.runtime.lease import Lease
+from flowexec.runtime.logs import BoundLogger
+from flowexec.store.protocol import ExecutionStore
+
+STORE_RETRY_S = 0.5
+"""Pause between attempts at a final write while the store is unreachable."""
+
+NOT_RETRYABLE = (Fail, ValidationError, FlowNotFound, ExecutionExists)
+"""Failures that another attempt cannot change: the execution fails at once."""
+
+
+class Phase(Enum):
+    STARTING = "starting"  # claimed, not yet `running`
+    RUNNING = "running"  # the flow runs (or waits for a resume)
+    FINISHING = "finishing"  # the final write is in flight
+    DONE = "done"
+
+
+@dataclass(frozen=True, slots=True)
+class RunSettings:
+    """What a run needs from its worker's configuration."""
+
+    max_depth: int
+    retry_backoff_base_ms: int
+    retry_backoff_max_ms: int
+    rng: random.Random
+
+
+@dataclass(frozen=True, slots=True)
+class Returned:
+    value: JSON
+
+
+@dataclass(frozen=True, slots=True)
+class Raised:
+    error: BaseException
+    node_id: str | None
+
+
+Outcome = Returned | Raised
+
+
+class ExecutionRun:
+    def __init__(
+        self,
+        *,
+        app: App,
+        store: ExecutionStore,
+        claim: ExecutionClaim,
+        claim_timeout_ms: int,
+        settings: RunSettings,
+        log: BoundLogger,
+    ) -> None:
+        self._app = app
+        self._store = store
+        self._settings = settings
+        self.lease = Lease.of(store, claim)
+        self.execution_id = claim.execution_id
+        self.epoch = claim.epoch
+        self.phase = Phase.STARTING
+        self.lease_deadline = time.monotonic() + claim_timeout_ms / 1000
+        """Local estimate of when the lease runs out unless a heartbeat extends it."""
+        self.control = RunControl(on_abort=self._cancel_flow)
+        self.log = log.bind(execution_id=self.execution_id, epoch=self.epoch)
+        self._flow_task: asyncio.Task[Any] | None = None
+        self._started = False
+
+    # ------------------------------------------------------------ what the worker sees
+
+    @property
+    def holds_lease(self) -> bool:
+        """Whether heartbeats should extend this run's claim."""
+        return self.phase in (Phase.STARTING, Phase.RUNNING) and not self.control.aborted
+
+    @property
+    def is_polled(self) -> bool:
+        """Whether the control poll should watch this run's status."""
+        return self.phase is Phase.RUNNING and not self.control.aborted
+
+    def abort(self, reason: AbortReason, detail: str = "") -> None:
+        if self.control.abort(reason, detail) and reason is not AbortReason.SHUTDOWN:
+            self.log.warning("run cancelled: %s", self.control.abort_detail)
+
+    def _cancel_flow(self) -> None:
+        if self._flow_task is not None:
+            self._flow_task.cancel()
+
+    # ------------------------------------------------------------ the run
+
+    async def execute(self) -> None:
+        try:
+            execution = await self._start()
+            if execution is None:
+                return
+            spec = self._app.get_flow(execution.flow_id)
+            self.log = self.log.bind(flow_id=execution.flow_id)
+            outcome = await self._run_flow(spec, execution)
+            await self._settle(spec, execution, outcome)
+        except StoreUnavailable as exc:
+            self.log.error("store unavailable; the claim will lapse and recovery will act: %s",
+                           exc)
+        except Exception:
+            self.log.exception("run crashed; the claim will lapse and recovery will act")
+        finally:
+            self.phase = Phase.DONE
+            self._cancel_flow()
+
+    async def _start(self) -> Execution | None:
+        if self.control.aborted:
+            await self._give_back()
+            return None
+        try:
+            await self.lease.set_status(ExecutionStatus.RUNNING)
+        except (ClaimLost, ExecutionNotFound) as exc:
+            self.log.info("claim dropped before start: %s", exc)
+            return None
+        except InvalidTransition as exc:
+            self.log.info("claim dropped: execution is %s", exc.current)
+            await self.lease.release()
+            return None
+        execution = await self._store.get(self.execution_id)
+        if execution is None:
+            self.log.info("claim dropped: the execution was deleted")
+            return None
+        self._started = True
+        self.phase = Phase.RUNNING
+        self.log.bind(flow_id=execution.flow_id).info(
+            "started (attempt %d)", execution.failure_count + 1
+        )
+        return execution
+
+    async def _run_flow(self, spec: FlowSpec, execution: Execution) -> Outcome:
+        ctx = FlowContext(
+            execution,
+            lease=self.lease,
+            control=self.control,
+            log=self.log.bind(),
+            check_flow=self._app.get_flow,
+            max_depth=self._settings.max_depth,
+        )
+        task = asyncio.create_task(self._call_flow(spec, ctx), name=f"flowexec:{execution.id}")
+        self._flow_task = task
+        if self.control.aborted:
+            task.cancel()
+        await asyncio.wait({task})
+        if task.cancelled():
+            error: BaseException = asyncio.CancelledError("the flow was cancelled")
+            return Raised(error, ctx.interrupted_node)
+        exc = task.exception()
+        if exc is None:
+            return Returned(task.result())
+        node_id = ctx.failing_node(exc)
+        if node_id is None and isinstance(exc, FlowTimeout):
+            node_id = ctx.interrupted_node
+        return Raised(exc, node_id)
+
+    async def _call_flow(self, spec: FlowSpec, ctx: FlowContext) -> Any:
+        limits = ctx.options.execution if ctx.options else None
+        budget_ms = limits.flow_timeout_ms if limits else None
+        if budget_ms is None:
+            return await spec.fn(ctx)
+        try:
+            async with asyncio.timeout(budget_ms / 1000) as deadline:
+                self.control.attach_deadline(deadline)
+                return await spec.fn(ctx)
+        except TimeoutError:
+            if deadline.expired():
+                raise FlowTimeout(ctx.execution_id, budget_ms) from None
+            raise
+
+    # ------------------------------------------------------------ settling
+
+    async def _settle(self, spec: FlowSpec, execution: Execution, outcome: Outcome) -> None:
+        if self.control.aborted:
+            await self._end_aborted()
+            return
+        if isinstance(outcome, Raised) and isinstance(outcome.error, ClaimLost):
+            self.control.abort(AbortReason.LOST, str(outcome.error))
+            await self._end_aborted()
+            return
+        write, describe = self._decide(spec, execution, outcome)
+        while True:
+            if not await self.control.wait_running():
+                await self._end_aborted()
+                return
+            self.phase = Phase.FINISHING
+            try:
+                await write()
+            except InvalidTransition as exc:
+                if exc.current == ExecutionStatus.PAUSED.value:
+                    self.phase = Phase.RUNNING  # paused meanwhile: settle after the resume
+                    self.control.pause()
+                    continue
+                self.log.info("outcome discarded: the execution is %s", exc.current)
+                return
+            except (ClaimLost, ExecutionNotFound) as exc:
+                self.log.warning("outcome discarded, lease lost: %s", exc)
+                return
+            except StoreUnavailable as exc:
+                if time.monotonic() >= self.lease_deadline:
+                    raise
+                self.phase = Phase.RUNNING  # heartbeats keep the lease while we try again
+                self.log.warning("final write failed, trying again: %s", exc)
+                await asyncio.sleep(STORE_RETRY_S)
+                continue
+            describe()
+            return
+
+    def _decide(
+        self, spec: FlowSpec, execution: Execution, outcome: Outcome
+    ) -> tuple[Callable[[], Awaitable[Any]], Callable[[], None]]:
+        """The final write for this outcome, and how to log it once it succeeded."""
+        if isinstance(outcome, Returned):
+            try:
+                check_json(outcome.value, "result")
+            except ValidationError as exc:
+                return self._fail(str(exc), None)
+            return self._complete(outcome.value)
+        error, node_id = outcome.error, outcome.node_id
+        if isinstance(error, NOT_RETRYABLE):
+            message = error.message if isinstance(error, Fail) else str(error)
+            return self._fail(message or type(error).__name__, node_id)
+        return self._retry(spec, execution, _describe_error(error, node_id), node_id)
+
+    def _complete(
+        self, value: JSON
+    ) -> tuple[Callable[[], Awaitable[Any]], Callable[[], None]]:
+        async def write() -> None:
+            await self.lease.set_status(ExecutionStatus.COMPLETED, result=value)
+
+        return write, lambda: self.log.info("completed")
+
+    def _fail(
+        self, message: str, node_id: str | None
+    ) -> tuple[Callable[[], Awaitable[Any]], Callable[[], None]]:
+        async def write() -> None:
+            await self.lease.set_status(
+                ExecutionStatus.FAILED, error_message=message, error_node_id=node_id
+            )
+
+        return write, lambda: self.log.warning(
+            "failed without retry%s: %s", f" in node {node_id}" if node_id else "", message,
+            extra={"node_id": node_id},
+        )
+
+    def _retry(
+        self, spec: FlowSpec, execution: Execution, reason: str, node_id: str | None
+    ) -> tuple[Callable[[], Awaitable[Any]], Callable[[], None]]:
+        delay_ms = retry_delay_ms(
+            execution.failure_count,
+            base_ms=self._settings.retry_backoff_base_ms,
+            max_ms=self._settings.retry_backoff_max_ms,
+            rng=self._settings.rng,
+        )
+        after: list[Execution] = []
+
+        async def write() -> None:
+            after.append(
+                await self.lease.retry(
+                    reason=reason,
+                    delay_ms=delay_ms,
+                    max_failures=spec.max_failures,
+                    error_node_id=node_id,
+                )
+            )
+
+        def describe() -> None:
+            done = after[-1]
+            if done.status is ExecutionStatus.FAILED:
+                self.log.warning(
+                    "failed after %d attempts: %s", done.failure_count, reason,
+                    extra={"node_id": node_id},
+                )
+            else:
+                self.log.warning(
+                    "attempt %d failed, retrying in %d ms: %s", done.failure_count, delay_ms,
+                    reason, extra={"node_id": node_id},
+                )
+
+        return write, describe
+
+    async def _end_aborted(self) -> None:
+        reason = self.control.abort_reason
+        if reason is AbortReason.SHUTDOWN:
+            await self._give_back()
+        elif reason is AbortReason.STOPPED:
+            self.log.info("stopped by a client")
+        else:
+            self.log.warning("nothing written: %s", self.control.abort_detail)
+
+    async def _give_back(self) -> None:
+        """Shutdown: back to the queue at once, without counting a failure."""
+        self.phase = Phase.FINISHING
+        try:
+            if self._started:
+                await self.lease.retry(
+                    reason=AbortReason.SHUTDOWN.value, delay_ms=0, count_failure=False
+                )
+            elif not await self.lease.release():
+                return
+            self.log.info("put back in the queue: worker shutting down")
+        except (ClaimLost, ExecutionNotFound, InvalidTransition) as exc:
+            self.log.info("nothing to put back: %s", exc)
+
+
+def _describe_error(error: BaseException, node_id: str | None) -> str:
+    text = str(error)
+    what = type(error).__name__ + (f": {text}" if text else "")
+    if node_id is not None and not isinstance(error, FlowTimeout):
+        what = f"node {node_id!r} raised {what}"
+    return what[:MAX_REASON_LENGTH]
