@@ -222,6 +222,7 @@ class FlowContext:
         The child runs `flow_id` (default: this flow) with this execution's owner, options and
         integration. Its id comes from the emit's content (or from `key`, when given), so a
         re-run of this execution re-creates the same children instead of duplicating them.
+        A `key` reused with other content raises `ExecutionExists` (nothing is overwritten).
         """
         event = make_event(event_name, payload)
         target = self.flow_id if flow_id is None else check_id(flow_id, "flow_id")
