@@ -33,6 +33,7 @@ from flowexec.model import (
     ExecutionOptions,
     ExecutionStatus,
     ExecutionTreeNode,
+    RecoveryReason,
     RecoveryRecord,
     RootExecution,
     StoreStats,
@@ -118,6 +119,42 @@ class RecoveryPolicy:
     def backoff_ms(self, failures_before: int) -> int:
         """Exponential: base * 2^(failures so far), capped."""
         return min(self.backoff_base_ms * (1 << min(failures_before, 40)), self.backoff_max_ms)
+
+    def outcome(self, failures_before: int, reason: str) -> RecoveryOutcome:
+        """What recovering an execution whose worker died does (SPEC §6).
+
+        For backends that compute it outside SQL; the PostgreSQL statement `RECOVER` states
+        the same rule in SQL, and the conformance suite holds both to it.
+        """
+        count = failures_before + 1
+        lost = worker_lost_reason(reason)
+        gives_up = count >= self.max_failures
+        return RecoveryOutcome(
+            failure_count=count,
+            status=ExecutionStatus.FAILED if gives_up else ExecutionStatus.CREATED,
+            last_failure_reason=lost,
+            error_message=recovery_error_message(count, lost) if gives_up else None,
+            backoff_ms=self.backoff_ms(failures_before),
+            record_reason=RecoveryReason.MAX_FAILURES_EXCEEDED.value if gives_up else reason,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryOutcome:
+    """One recovered execution: its new failure count and status, the texts, the backoff."""
+
+    failure_count: int
+    status: ExecutionStatus
+    last_failure_reason: str
+    error_message: str | None
+    """Set when recovery gives up; None keeps the execution's error message."""
+    backoff_ms: int
+    record_reason: str
+
+
+def worker_lost_reason(reason: str) -> str:
+    """`last_failure_reason` of a recovered execution, from the recovery reason."""
+    return f"worker lost: {reason}"
 
 
 def recovery_error_message(failure_count: int, reason: str) -> str:
@@ -252,12 +289,14 @@ class SqlExecutionStore(ABC):
         """Wake this process's own waiters; other processes learn by NOTIFY or by polling."""
         self._work_ready.set()
 
-    async def _wait_local(self, timeout_s: float) -> None:
+    async def _wait_local(self, timeout_s: float) -> bool:
+        """Wait for this process's own wake-up; True if woken, False after `timeout_s`."""
         try:
             await asyncio.wait_for(self._work_ready.wait(), timeout_s)
         except TimeoutError:
-            return
+            return False
         self._work_ready.clear()
+        return True
 
     # ------------------------------------------------------------ primitives
 
@@ -385,6 +424,8 @@ class SqlExecutionStore(ABC):
         fence: tuple[str, int] | None = None,
     ) -> None:
         e = check_new_execution(execution, max_depth=self.max_depth)
+        if fence is not None and (not isinstance(fence, tuple) or len(fence) != 2):
+            raise ValidationError(f"fence must be a (worker_id, epoch) pair, not {fence!r:.60}")
         checked_fence = None if fence is None else check_fence(*fence)
         if checked_fence is not None and e.parent_execution_id is None:
             raise ValidationError("a fence guards a child's parent; a root has no parent")
@@ -509,8 +550,7 @@ class SqlExecutionStore(ABC):
         return build_tree(await self._subtree(execution_id, bound))
 
     async def get_statuses(self, ids: Sequence[str]) -> dict[str, ExecutionStatus]:
-        if isinstance(ids, str):
-            raise ValidationError("get_statuses takes a sequence of ids, not one string")
+        _check_sequence(ids, "get_statuses takes a sequence of ids")
         checked = [check_id(i, "id") for i in ids]
         if not checked:
             return {}
@@ -540,8 +580,7 @@ class SqlExecutionStore(ABC):
         check_limit(limit, high=1000)
         flows: list[str] | None = None
         if flow_ids is not None:
-            if isinstance(flow_ids, str):
-                raise ValidationError("flow_ids takes a sequence of flow ids, not one string")
+            _check_sequence(flow_ids, "flow_ids takes a sequence of flow ids")
             flows = [check_id(f, "flow_id") for f in flow_ids]
             if not flows:
                 return []
@@ -575,6 +614,7 @@ class SqlExecutionStore(ABC):
     ) -> set[str]:
         check_id(worker_id, "worker_id")
         check_timeout_ms(timeout_ms)
+        _check_sequence(claims, "extend_claims takes a sequence of (execution_id, epoch) pairs")
         pairs: list[tuple[str, int | None]] = []
         for pair in claims:
             if not isinstance(pair, tuple) or len(pair) != 2:
@@ -712,6 +752,12 @@ class SqlExecutionStore(ABC):
 
     async def get_stats(self) -> StoreStats:
         return await self._stats()
+
+
+def _check_sequence(value: object, what: str) -> None:
+    """One string, None or a number where a sequence belongs is a caller's mistake."""
+    if not isinstance(value, Sequence) or isinstance(value, str | bytes):
+        raise ValidationError(f"{what}, not {type(value).__name__}")
 
 
 def _fence_holds(row: Row, fence: tuple[str, int]) -> bool:
