@@ -1,0 +1,5 @@
+"""The embedded SQLite backend."""
+
+from flowexec.store.sqlite.store import SqliteExecutionStore
+
+__all__ = ["SqliteExecutionStore"]

@@ -1,0 +1,426 @@
+"""Every SQLite statement flowexec runs, each under a name.
+
+`{p}` is the validated table prefix, filled in once per store; values are always parameters.
+Every write runs inside `BEGIN IMMEDIATE`, which holds the whole database, so a primitive made of
+several statements is atomic. `:now` is the database clock read once at the start of each
+transaction (like PostgreSQL's `now()`), in integer microseconds since the Unix epoch (UTC).
+SQLite's clock ticks in milliseconds, and a timestamp that Python wrote (`created_at`) can be
+up to a millisecond ahead of it, so every `updated_at` write keeps the later of the two: an
+execution's `updated_at` never moves backwards.
+Lists travel as JSON text and are unpacked with `json_each`.
+"""
+
+from __future__ import annotations
+
+# SQLite keeps time in whole milliseconds; rounding undoes the float error of julianday().
+CLOCK = "CAST(ROUND((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER) * 1000"
+NOW_MICROS = f"SELECT {CLOCK} AS now_us"
+DATA_VERSION = "PRAGMA data_version"
+
+EXECUTION_COLUMNS = """
+    id, flow_id, owner_id, root_execution_id, parent_execution_id, status, created_at,
+    updated_at, started_at, completed_at, error_message, error_node_id, execution_depth,
+    options, integration, external_events, result, failure_count, last_failure_reason,
+    last_failure_at, processing_started_at, processing_worker_id, available_at, claim_epoch
+"""
+
+_E = EXECUTION_COLUMNS
+_E_QUALIFIED = ", ".join("e." + c.strip() for c in _E.split(","))
+_CLAIM_COLUMNS = "execution_id, worker_id, claimed_at, expires_at, heartbeat_at, status, epoch"
+_LIVE_CLAIM = "c.status = 'active' AND c.expires_at > :now"
+_FENCE = """
+    AND (:fence_worker IS NULL
+         OR (processing_worker_id = :fence_worker AND claim_epoch = :fence_epoch))
+"""
+
+# ------------------------------------------------------------------ executions
+
+_INSERT_COLUMNS = """
+    id, flow_id, owner_id, root_execution_id, parent_execution_id, status, created_at,
+    updated_at, execution_depth, options, integration, external_events, available_at
+"""
+
+INSERT_ROOT = f"""
+    INSERT INTO {{p}}executions ({_INSERT_COLUMNS})
+    VALUES (:id, :flow_id, :owner_id, :root_execution_id, NULL, :status, :created_at,
+        :updated_at, :execution_depth, :options, :integration, :external_events, :available_at)
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id
+"""
+
+# Inserted only if the parent is where the child says it is (and held by the fence, if any).
+INSERT_CHILD = f"""
+    INSERT INTO {{p}}executions ({_INSERT_COLUMNS})
+    SELECT :id, :flow_id, :owner_id, :root_execution_id, parent.id, :status, :created_at,
+        :updated_at, :execution_depth, :options, :integration, :external_events, :available_at
+    FROM {{p}}executions parent
+    WHERE parent.id = :parent_execution_id
+      AND parent.root_execution_id = :root_execution_id
+      AND parent.execution_depth + 1 = :execution_depth
+      AND (:fence_worker IS NULL OR (parent.processing_worker_id = :fence_worker
+                                     AND parent.claim_epoch = :fence_epoch))
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id
+"""
+
+GET = f"SELECT {_E} FROM {{p}}executions WHERE id = :id"
+
+# Deepest first: deleting a leaf cascades to its claim and history only, so no delete recurses
+# through the parent foreign key (SQLite caps trigger recursion at 1000 levels).
+SUBTREE_IDS_DEEPEST_FIRST = """
+    WITH RECURSIVE sub (id, level) AS (
+        SELECT id, 0 FROM {p}executions WHERE id = :id
+        UNION ALL
+        SELECT c.id, sub.level + 1
+        FROM {p}executions c JOIN sub ON c.parent_execution_id = sub.id
+    )
+    SELECT id FROM sub ORDER BY level DESC
+"""
+
+DELETE_ONE = "DELETE FROM {p}executions WHERE id = ?"
+
+MAKE_RUNNABLE = """
+    UPDATE {p}executions SET available_at = :now, updated_at = max(updated_at, :now)
+    WHERE id = :id AND status = 'created' AND available_at IS NULL
+    RETURNING id
+"""
+
+_IN_SOURCES = "status IN (SELECT value FROM json_each(:sources))"
+
+STATUS_RUN = f"""
+    UPDATE {{p}}executions SET
+        status = 'running',
+        started_at = COALESCE(started_at, :started_at, :now),
+        error_message = COALESCE(:error_message, error_message),
+        error_node_id = COALESCE(:error_node_id, error_node_id),
+        updated_at = max(updated_at, :now)
+    WHERE id = :id AND {_IN_SOURCES} {_FENCE}
+    RETURNING id
+"""
+
+STATUS_PAUSE = f"""
+    UPDATE {{p}}executions SET status = 'paused', updated_at = max(updated_at, :now)
+    WHERE id = :id AND {_IN_SOURCES} {_FENCE}
+    RETURNING id
+"""
+
+STATUS_FINISH = f"""
+    UPDATE {{p}}executions SET
+        status = :status,
+        completed_at = COALESCE(:completed_at, :now),
+        error_message = :error_message,
+        error_node_id = :error_node_id,
+        result = :result,
+        processing_worker_id = NULL,
+        processing_started_at = NULL,
+        updated_at = max(updated_at, :now)
+    WHERE id = :id AND {_IN_SOURCES} {_FENCE}
+    RETURNING id
+"""
+
+STATUS_REQUEUE = f"""
+    UPDATE {{p}}executions SET
+        status = 'created',
+        completed_at = NULL,
+        error_message = COALESCE(:error_message, error_message),
+        error_node_id = COALESCE(:error_node_id, error_node_id),
+        available_at = :now,
+        processing_worker_id = NULL,
+        processing_started_at = NULL,
+        updated_at = max(updated_at, :now)
+    WHERE id = :id AND {_IN_SOURCES} {_FENCE}
+    RETURNING id
+"""
+
+RELEASE_CLAIM = """
+    UPDATE {p}execution_claims SET status = 'released'
+    WHERE execution_id = :id AND status = 'active'
+"""
+
+
+def _root_page(where: str) -> str:
+    """One page of roots, then the aggregates of the whole page in one grouped query."""
+    return f"""
+    WITH page AS (
+        SELECT {_E} FROM {{p}}executions
+        WHERE flow_id = :flow_id AND parent_execution_id IS NULL {where}
+        ORDER BY created_at DESC, id DESC
+        LIMIT :limit
+    ), agg AS (
+        SELECT root_execution_id, max(execution_depth) AS levels, count(*) - 1 AS total_nested
+        FROM {{p}}executions WHERE root_execution_id IN (SELECT id FROM page)
+        GROUP BY root_execution_id
+    )
+    SELECT page.*, agg.levels, agg.total_nested
+    FROM page JOIN agg ON agg.root_execution_id = page.id
+    ORDER BY page.created_at DESC, page.id DESC
+    """
+
+
+_AFTER = "AND (created_at, id) < (:after_created, :after_id)"
+_OWNER = "AND owner_id = :owner_id"
+ROOT_PAGE = {
+    (False, False): _root_page(""),
+    (True, False): _root_page(_AFTER),
+    (False, True): _root_page(_OWNER),
+    (True, True): _root_page(f"{_AFTER} {_OWNER}"),
+}
+"""Keyed by (has cursor, has owner filter)."""
+
+CHILDREN = f"""
+    SELECT {_E} FROM {{p}}executions WHERE parent_execution_id = :id
+    ORDER BY created_at, id
+"""
+
+SUBTREE = f"""
+    WITH RECURSIVE sub (id, level) AS (
+        SELECT id, 0 FROM {{p}}executions WHERE id = :id
+        UNION ALL
+        SELECT c.id, sub.level + 1
+        FROM {{p}}executions c JOIN sub ON c.parent_execution_id = sub.id
+    ), bounded AS (
+        SELECT id, level FROM sub ORDER BY level, id LIMIT :max_nodes
+    )
+    SELECT {_E_QUALIFIED}, bounded.level
+    FROM bounded JOIN {{p}}executions e ON e.id = bounded.id
+    ORDER BY bounded.level, bounded.id
+"""
+
+STATUSES = """
+    SELECT id, status FROM {p}executions WHERE id IN (SELECT value FROM json_each(:ids))
+"""
+
+# ------------------------------------------------------------------ claims
+
+# A claim row may be taken when it is not a live lease (released, expired, or past expires_at).
+_TAKEOVER = "c.status <> 'active' OR c.expires_at <= :now"
+_UPSERT_CLAIM = """
+    ON CONFLICT (execution_id) DO UPDATE SET
+        worker_id = excluded.worker_id, claimed_at = excluded.claimed_at,
+        expires_at = excluded.expires_at, heartbeat_at = excluded.heartbeat_at,
+        status = 'active', epoch = c.epoch + 1
+"""
+
+# `claim_execution` also lets the holder re-claim, with a new epoch.
+CLAIM_ONE = f"""
+    INSERT INTO {{p}}execution_claims AS c ({_CLAIM_COLUMNS})
+    SELECT id, :worker_id, :now, :now + :timeout_us, :now, 'active', 1
+    FROM {{p}}executions
+    WHERE id = :id AND (status = 'running' OR (status = 'created' AND available_at <= :now))
+    {_UPSERT_CLAIM}
+    WHERE {_TAKEOVER} OR c.worker_id = excluded.worker_id
+    RETURNING {_CLAIM_COLUMNS}
+"""
+
+
+def _pick(flow_filter: str) -> str:
+    return f"""
+    SELECT e.id FROM {{p}}executions e
+    WHERE e.status = 'created' AND e.available_at <= :now {flow_filter}
+      AND NOT EXISTS (
+          SELECT 1 FROM {{p}}execution_claims c WHERE c.execution_id = e.id AND {_LIVE_CLAIM})
+    ORDER BY e.available_at, e.id
+    LIMIT :limit
+    """
+
+
+PICK_RUNNABLE = _pick("")
+PICK_RUNNABLE_FOR_FLOWS = _pick("AND e.flow_id IN (SELECT value FROM json_each(:flow_ids))")
+
+CLAIM_PICKED = f"""
+    INSERT INTO {{p}}execution_claims AS c ({_CLAIM_COLUMNS})
+    SELECT value, :worker_id, :now, :now + :timeout_us, :now, 'active', 1
+    FROM json_each(:ids) WHERE true
+    {_UPSERT_CLAIM}
+    WHERE {_TAKEOVER}
+    RETURNING {_CLAIM_COLUMNS}
+"""
+
+MARK_CLAIMED = """
+    UPDATE {p}executions SET
+        processing_worker_id = :worker_id,
+        processing_started_at = :now,
+        claim_epoch = :epoch,
+        updated_at = max(updated_at, :now)
+    WHERE id = :id
+"""
+
+RELEASE = """
+    UPDATE {p}executions SET
+        processing_worker_id = NULL, processing_started_at = NULL,
+        updated_at = max(updated_at, :now)
+    WHERE id = :id AND processing_worker_id = :worker_id
+      AND (:epoch IS NULL OR claim_epoch = :epoch)
+    RETURNING id
+"""
+
+EXTEND = """
+    UPDATE {p}execution_claims AS c SET
+        expires_at = :now + :timeout_us,
+        heartbeat_at = :now
+    FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS epoch
+          FROM json_each(:pairs)) AS h
+    WHERE c.execution_id = h.id AND c.worker_id = :worker_id
+      AND c.status = 'active' AND c.expires_at > :now
+      AND (h.epoch IS NULL OR c.epoch = h.epoch)
+    RETURNING execution_id
+"""
+
+ACTIVE_CLAIMS = f"""
+    SELECT {_CLAIM_COLUMNS} FROM {{p}}execution_claims c
+    WHERE {_LIVE_CLAIM} ORDER BY c.claimed_at, c.execution_id
+"""
+
+ACTIVE_CLAIMS_OF_WORKER = f"""
+    SELECT {_CLAIM_COLUMNS} FROM {{p}}execution_claims c
+    WHERE {_LIVE_CLAIM} AND c.worker_id = :worker_id ORDER BY c.claimed_at, c.execution_id
+"""
+
+CLAIM_ROW = f"SELECT {_CLAIM_COLUMNS} FROM {{p}}execution_claims WHERE execution_id = :id"
+
+EXPIRE_CLAIMS = """
+    UPDATE {p}execution_claims SET status = 'expired'
+    WHERE status = 'active' AND expires_at <= :now
+"""
+
+# ------------------------------------------------------------------ failures and recovery
+
+SET_FAILURE_INFO = """
+    UPDATE {p}executions SET
+        failure_count = :failure_count, last_failure_reason = :reason,
+        last_failure_at = :now, updated_at = max(updated_at, :now)
+    WHERE id = :id
+"""
+
+_GIVES_UP = "(:max_failures IS NOT NULL AND failure_count + :increment >= :max_failures)"
+
+RETRY = f"""
+    UPDATE {{p}}executions SET
+        failure_count = failure_count + :increment,
+        last_failure_reason = CASE WHEN :increment = 1 THEN :reason
+                                   ELSE last_failure_reason END,
+        last_failure_at = CASE WHEN :increment = 1 THEN :now ELSE last_failure_at END,
+        status = CASE WHEN {_GIVES_UP} THEN 'failed' ELSE 'created' END,
+        completed_at = CASE WHEN {_GIVES_UP} THEN :now END,
+        error_message = CASE WHEN {_GIVES_UP} THEN :reason ELSE error_message END,
+        error_node_id = COALESCE(:error_node_id, error_node_id),
+        available_at = :now + :delay_us,
+        processing_worker_id = NULL,
+        processing_started_at = NULL,
+        updated_at = max(updated_at, :now)
+    WHERE id = :id AND status IN ('running', 'paused')
+      AND processing_worker_id = :worker_id AND claim_epoch = :epoch
+    RETURNING {_E}
+"""
+
+# A claim is dead unless it is active and unexpired. `claim_epoch = COALESCE(c.epoch, 0)`
+# ties the claim row to the execution row it was taken for (the PostgreSQL rule, kept as is).
+_DEAD_WORKER = """
+    e.status IN ('running', 'paused')
+    AND e.claim_epoch = COALESCE(c.epoch, 0)
+    AND NOT (c.status IS 'active' AND c.expires_at > :now)
+"""
+
+NEEDING_RECOVERY = f"""
+    SELECT {_E_QUALIFIED}
+    FROM {{p}}executions e LEFT JOIN {{p}}execution_claims c ON c.execution_id = e.id
+    WHERE {_DEAD_WORKER}
+    ORDER BY e.updated_at, e.id
+    LIMIT :limit
+"""
+
+RECOVERY_VICTIMS = f"""
+    SELECT e.id, e.status AS previous_status, e.processing_worker_id AS previous_worker_id,
+           e.failure_count,
+           CASE WHEN c.execution_id IS NULL THEN 'missing_claim'
+                WHEN c.status = 'released' THEN 'released_while_running'
+                ELSE 'expired_claim' END AS reason
+    FROM {{p}}executions e LEFT JOIN {{p}}execution_claims c ON c.execution_id = e.id
+    WHERE {_DEAD_WORKER}
+    ORDER BY e.updated_at, e.id
+    LIMIT :limit
+"""
+
+# The outcome (count, status, texts, backoff) comes from RecoveryPolicy.outcome; the count
+# itself is still incremented in SQL.
+RECOVER_ONE = """
+    UPDATE {p}executions SET
+        failure_count = failure_count + 1,
+        last_failure_reason = :last_failure_reason,
+        last_failure_at = :now,
+        status = :status,
+        completed_at = CASE WHEN :status = 'failed' THEN :now END,
+        error_message = COALESCE(:error_message, error_message),
+        available_at = :now + :backoff_us,
+        processing_worker_id = NULL,
+        processing_started_at = NULL,
+        updated_at = max(updated_at, :now)
+    WHERE id = :id
+"""
+
+RECORD_RECOVERY = """
+    INSERT INTO {p}execution_recovery (
+        execution_id, recovered_at, recovered_by_worker, recovery_reason,
+        previous_status, previous_worker_id)
+    VALUES (:id, :now, :worker_id, :reason, :previous_status, :previous_worker_id)
+    RETURNING *
+"""
+
+INSERT_RECOVERY = """
+    INSERT INTO {p}execution_recovery (
+        execution_id, recovered_at, recovered_by_worker, recovery_reason,
+        previous_status, previous_worker_id)
+    SELECT id, :now, :worker_id, :reason, :previous_status, :previous_worker_id
+    FROM {p}executions WHERE id = :id
+    RETURNING *
+"""
+
+RECOVERY_HISTORY = """
+    SELECT * FROM {p}execution_recovery WHERE execution_id = :id ORDER BY recovered_at, id
+"""
+
+# ------------------------------------------------------------------ operations
+
+PURGE_ROOTS = """
+    SELECT r.id FROM {p}executions r
+    WHERE r.parent_execution_id IS NULL
+      AND r.status IN ('completed', 'failed', 'stopped') AND r.completed_at < :before
+      AND NOT EXISTS (
+          SELECT 1 FROM {p}executions d
+          WHERE d.root_execution_id = r.id
+            AND d.status NOT IN ('completed', 'failed', 'stopped'))
+    ORDER BY r.completed_at
+    LIMIT :limit
+"""
+
+TREES_DEEPEST_FIRST = """
+    SELECT id FROM {p}executions
+    WHERE root_execution_id IN (SELECT value FROM json_each(:roots))
+    ORDER BY execution_depth DESC
+"""
+
+STATS_BY_STATUS = "SELECT status, count(*) AS n FROM {p}executions GROUP BY status"
+
+STATS_EXTRA = """
+    SELECT
+        (SELECT count(*) FROM {p}execution_claims c WHERE c.status = 'active'
+            AND c.expires_at > :now) AS active_claims,
+        (SELECT min(available_at) FROM {p}executions
+            WHERE status = 'created' AND available_at IS NOT NULL) AS oldest_queued_at,
+        (SELECT count(*) FROM {p}execution_recovery
+            WHERE recovered_at > :now - 3600000000) AS recoveries_last_hour
+"""
+
+# ------------------------------------------------------------------ migrations
+
+MIGRATIONS_TABLE = """
+    CREATE TABLE IF NOT EXISTS {p}schema_migrations (
+        version    INTEGER PRIMARY KEY,
+        name       TEXT NOT NULL,
+        applied_at INTEGER NOT NULL
+    ) STRICT
+"""
+APPLIED_MIGRATIONS = "SELECT version FROM {p}schema_migrations"
+RECORD_MIGRATION = """
+    INSERT INTO {p}schema_migrations (version, name, applied_at) VALUES (:version, :name, :now)
+"""
