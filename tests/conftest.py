@@ -14,7 +14,7 @@ import pytest
 from flowexec import open_store
 from flowexec.store.protocol import ExecutionStore
 
-BACKENDS = ["postgres"]
+BACKENDS = ["postgres", "sqlite"]
 
 _prefixes = itertools.count()
 
