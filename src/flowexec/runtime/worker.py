@@ -344,7 +344,7 @@ class Worker:
             self._request_stop(True)
             return
         self.log.info(
-            "%s: shutting down, giving %d runs up to %.0f s (send it again to exit at once)",
+            "%s: shutting down, giving %d runs up to %g s (send it again to exit at once)",
             name, len(self._runs), self.shutdown_grace_s,
         )
         self._request_stop(False)
