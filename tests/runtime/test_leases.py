@@ -130,3 +130,35 @@ async def test_late_writes_of_a_run_that_lost_its_claim_are_rejected(
     assert await store.get_child_executions(execution_id) == []
     messages = [r.getMessage() for r in caplog.records]
     assert any("no longer holds execution" in m for m in messages), messages
+
+
+async def test_a_worker_runs_recovery_and_finishes_a_dead_workers_run(
+    store: ExecutionStore,
+) -> None:
+    app = App()
+
+    @app.flow("orphan")
+    async def orphan(ctx: FlowContext) -> int:
+        return ctx.attempt
+
+    client = await app.client(store)
+    execution_id = await client.create("orphan", owner_id=OWNER, start=False)
+    await client.start(execution_id)
+    claim = await store.claim_execution(execution_id, "dead-worker", 100)
+    assert claim is not None
+    await store.update_execution_status(
+        UpdateExecutionStatusParams(
+            execution_id, ExecutionStatus.RUNNING, worker_id="dead-worker", epoch=claim.epoch
+        )
+    )  # ...and the dead worker never heartbeats again
+
+    async with running_worker(
+        app, store, recovery=True, recovery_interval_s=0.1
+    ) as worker:
+        done = await client.wait(execution_id, timeout=10)
+
+    assert (done.status, done.result, done.failure_count) == (ExecutionStatus.COMPLETED, 2, 1)
+    history = await store.get_recovery_history(execution_id)
+    assert [(r.previous_worker_id, r.recovered_by_worker, r.recovery_reason) for r in history] == [
+        ("dead-worker", worker.worker_id, "expired_claim")
+    ]

@@ -174,6 +174,8 @@ class Worker:
                 worker_id=self.worker_id,
                 interval_s=self._recovery_interval_s,
                 max_failures=self._recovery_max_failures,
+                backoff_base_ms=base_ms,
+                backoff_max_ms=max_ms,
             )
             if self.recovery
             else None
