@@ -17,7 +17,6 @@ from rich.tree import Tree
 
 from flowexec.cli.cursor import PageCursor
 from flowexec.cli.render import (
-    RECOVERY_COLUMNS,
     STATUS_STYLES,
     event_label,
     execution_json,
@@ -25,7 +24,7 @@ from flowexec.cli.render import (
     format_duration,
     jsonable,
     print_json,
-    recovery_row,
+    recovery_table,
     root_json,
     run_duration,
     status_text,
@@ -155,12 +154,7 @@ def show_execution(
         if not history:
             console.print("recovery history: none")
             return
-        table = Table(title="recovery history", title_justify="left")
-        for name in RECOVERY_COLUMNS:
-            table.add_column(name, no_wrap=True)
-        for record in history:
-            table.add_row(*recovery_row(record))
-        console.print(table)
+        console.print(recovery_table(history))
 
     run(settings, body())
 
@@ -222,28 +216,33 @@ def tree_json(nodes: list[ExecutionTreeNode], now: Any) -> dict[str, Any]:
 
 
 def rich_tree(nodes: list[ExecutionTreeNode], now: Any) -> Tree:
+    """A branch per execution; the flow id shows at the top and wherever it changes."""
     branches: dict[str, Tree] = {}
+    flows: dict[str, str] = {}
     top: Tree | None = None
     for node in nodes:
-        label = node_label(node.execution, now)
+        parent_flow = flows.get(node.parent_id) if node.parent_id is not None else None
+        label = node_label(node.execution, now, show_flow=parent_flow != node.execution.flow_id)
         parent = branches.get(node.parent_id) if node.parent_id is not None else None
         branch = parent.add(label) if parent is not None else Tree(label)
         if top is None:
             top = branch
         branches[node.id] = branch
+        flows[node.id] = node.execution.flow_id
     assert top is not None
     return top
 
 
-def node_label(execution: Execution, now: Any) -> Text:
+def node_label(execution: Execution, now: Any, *, show_flow: bool = True) -> Text:
     label = Text()
     label.append(execution.status.value, style=STATUS_STYLES[execution.status])
     label.append(f" {execution.id}", style="bold")
-    label.append(f"  {execution.flow_id}")
+    label.append(f"  {format_duration(run_duration(execution, now))}", style="dim")
+    if show_flow:
+        label.append(f"  {execution.flow_id}")
     event = event_label(execution)
     if event is not None:
         label.append(f" on {event}", style="italic")
-    label.append(f"  {format_duration(run_duration(execution, now))}", style="dim")
     if execution.failure_count:
         plural = "s" if execution.failure_count > 1 else ""
         label.append(f"  {execution.failure_count} failure{plural}", style="yellow")

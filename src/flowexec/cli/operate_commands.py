@@ -26,7 +26,7 @@ def migrate(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     settings = settings_of(ctx)
 
     async def body() -> None:
-        async with opened_store(settings) as store:
+        async with opened_store(settings, create=True) as store:
             applied = await store.migrate()
         if wants_json(ctx, as_json):
             print_json(

@@ -25,7 +25,7 @@ from flowexec.errors import (
     ValidationError,
 )
 from flowexec.store import ExecutionStore, open_store
-from flowexec.store.urls import redact, resolve
+from flowexec.store.urls import redact, resolve, scheme_of
 
 T = TypeVar("T")
 
@@ -110,10 +110,23 @@ def _one_line(exc: FlowexecError) -> str:
 
 @asynccontextmanager
 async def opened_store(
-    settings: Settings, *, migrate: bool = False
+    settings: Settings, *, create: bool = False
 ) -> AsyncIterator[ExecutionStore]:
-    """The store the global options name; commands other than `migrate` never change its schema."""
-    store = await open_store(settings.url, table_prefix=settings.table_prefix, migrate=migrate)
+    """The store the global options name, never migrated here: only `migrate` changes schemas.
+
+    Without `create`, a SQLite file that does not exist is an error rather than a new empty
+    file left behind by a mistyped path.
+    """
+    url = settings.url
+    if not create and scheme_of(url) == "sqlite":
+        from flowexec.store.sqlite.store import parse_sqlite_url  # only SQLite users need it
+
+        target = parse_sqlite_url(url)
+        if target.path is not None and not target.path.exists():
+            raise StoreUnavailable(
+                f"there is no SQLite database at {target.path}: run `flowexec migrate` to create it"
+            )
+    store = await open_store(url, table_prefix=settings.table_prefix, migrate=False)
     try:
         yield store
     finally:
