@@ -1,0 +1,218 @@
+"""Commands on one execution, through the runtime's `Client`: submit, start, stop, pause, resume.
+
+The client, not the store, is the lifecycle API: it checks flows and input the same way for
+the command line as for Python callers, and workers see its stop and pause within a second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+import typer
+
+from flowexec.cli.apps import load_app
+from flowexec.cli.render import (
+    execution_json,
+    format_duration,
+    print_json,
+    run_duration,
+    status_text,
+    stdout_console,
+)
+from flowexec.cli.session import (
+    EXIT_FAILED,
+    JsonFlag,
+    Settings,
+    UsageError,
+    fail,
+    opened_store,
+    parse_json,
+    parse_json_object,
+    run,
+    settings_of,
+    wants_json,
+)
+from flowexec.model import Execution, ExecutionStatus, check_id
+from flowexec.runtime import Client
+
+ReasonOption = Annotated[
+    str | None, typer.Option("--reason", help="Why; kept with the execution and in the logs.")
+]
+
+
+def parse_event(text: str) -> dict[str, Any]:
+    """`NAME=JSON` as the stored event shape `{"event_name": NAME, "payload": JSON}`."""
+    name, sep, payload = text.partition("=")
+    if not sep or not name.strip():
+        raise UsageError(f"--event {text!r} must look like NAME=JSON, e.g. paid={{\"n\": 1}}")
+    return {"event_name": name.strip(), "payload": parse_json(payload, f"--event {name.strip()}")}
+
+
+def submit(
+    ctx: typer.Context,
+    flow_id: Annotated[str, typer.Argument(help="The flow to run.")],
+    owner: Annotated[str, typer.Option("--owner", help="Who the execution belongs to.")],
+    options: Annotated[
+        str | None,
+        typer.Option("--options", help='Execution options as JSON, e.g. {"debug": true}.'),
+    ] = None,
+    integration: Annotated[
+        str | None, typer.Option("--integration", help="Integration settings as a JSON object.")
+    ] = None,
+    events: Annotated[
+        list[str] | None,
+        typer.Option("--event", help="An external event NAME=JSON; repeatable."),
+    ] = None,
+    no_start: Annotated[
+        bool, typer.Option("--no-start", help="Create it, but run it only after `start`.")
+    ] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Wait until it finishes; exit 1 unless it completed.")
+    ] = False,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", min=0, help="Seconds --wait waits at most.")
+    ] = None,
+    app_spec: Annotated[
+        str | None,
+        typer.Option("--app", help="module:app; refuse flow ids this app does not register."),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create a root execution of a flow, runnable at once unless --no-start."""
+    settings = settings_of(ctx)
+    json_out = wants_json(ctx, as_json)
+
+    async def body() -> Execution:
+        parsed_options = None if options is None else parse_json_object(options, "--options")
+        parsed_integration = (
+            None if integration is None else parse_json_object(integration, "--integration")
+        )
+        parsed_events = None if not events else [parse_event(e) for e in events]
+        flows = None if app_spec is None else load_app(app_spec)
+        async with opened_store(settings) as store:
+            client = Client(store, flows=flows)
+            execution_id = await client.create(
+                flow_id,
+                owner_id=owner,
+                options=parsed_options,
+                integration=parsed_integration,
+                events=parsed_events,
+                start=not no_start,
+            )
+            if not wait:
+                return await client.get(execution_id)
+            if not json_out:
+                stdout_console().print(f"submitted {execution_id}; waiting for it to finish")
+            return await client.wait(execution_id, timeout=timeout)
+
+    execution = run(settings, body())
+    now = execution.completed_at or execution.updated_at
+    if json_out:
+        print_json({"execution": execution_json(execution, now)})
+    else:
+        _print_outcome(execution, waited=wait)
+    if wait and execution.status is not ExecutionStatus.COMPLETED:
+        fail(_failure_line(execution), EXIT_FAILED)
+
+
+def _print_outcome(execution: Execution, *, waited: bool) -> None:
+    console = stdout_console()
+    line = status_text(execution.status)
+    line.append(f" {execution.id} ({execution.flow_id}, owner {execution.owner_id})")
+    if waited:
+        line.append(f" in {format_duration(run_duration(execution, execution.updated_at))}")
+    elif execution.available_at is None:
+        line.append(f"; not started: run `flowexec start {execution.id}`")
+    else:
+        line.append("; queued for a worker")
+    console.print(line, soft_wrap=True)
+    if waited and execution.status is ExecutionStatus.COMPLETED:
+        console.print_json(data=execution.result)
+
+
+def _failure_line(execution: Execution) -> str:
+    where = f" at node {execution.error_node_id}" if execution.error_node_id else ""
+    reason = f": {execution.error_message}" if execution.error_message else ""
+    return f"execution {execution.id} is {execution.status.value}{where}{reason}"
+
+
+def _lifecycle(
+    ctx: typer.Context,
+    execution_id: str,
+    as_json: bool,
+    verb: str,
+    command: Callable[[Client], Awaitable[str | None]],
+) -> None:
+    """Run one client command, then show the execution as it is now."""
+    settings: Settings = settings_of(ctx)
+
+    async def body() -> tuple[Execution, str | None, Any]:
+        check_id(execution_id, "execution id")
+        async with opened_store(settings) as store:
+            client = Client(store)
+            note = await command(client)
+            return await client.get(execution_id), note, await store.now()
+
+    execution, note, now = run(settings, body())
+    if wants_json(ctx, as_json):
+        print_json({"execution": execution_json(execution, now)})
+        return
+    line = status_text(execution.status)
+    line.append(f" {execution.id}: {note or verb}")
+    stdout_console().print(line, soft_wrap=True)
+
+
+def start(
+    ctx: typer.Context,
+    execution_id: Annotated[str, typer.Argument(help="An execution submitted with --no-start.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Make an execution created with --no-start runnable."""
+
+    async def command(client: Client) -> str:
+        started = await client.start(execution_id)
+        return "queued for a worker" if started else "was already queued; nothing to do"
+
+    _lifecycle(ctx, execution_id, as_json, "started", command)
+
+
+def stop(
+    ctx: typer.Context,
+    execution_id: Annotated[str, typer.Argument(help="The execution to stop for good.")],
+    reason: ReasonOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Stop an execution for good; a worker running it cancels the run within a second."""
+
+    async def command(client: Client) -> None:
+        await client.stop(execution_id, reason=reason)
+
+    _lifecycle(ctx, execution_id, as_json, "stopped", command)
+
+
+def pause(
+    ctx: typer.Context,
+    execution_id: Annotated[str, typer.Argument(help="A running execution.")],
+    reason: ReasonOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Hold a running execution at its next node boundary, until `resume`."""
+
+    async def command(client: Client) -> None:
+        await client.pause(execution_id, reason=reason)
+
+    _lifecycle(ctx, execution_id, as_json, "paused; `flowexec resume` continues it", command)
+
+
+def resume(
+    ctx: typer.Context,
+    execution_id: Annotated[str, typer.Argument(help="A paused execution.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Let a paused execution continue."""
+
+    async def command(client: Client) -> None:
+        await client.resume(execution_id)
+
+    _lifecycle(ctx, execution_id, as_json, "resumed", command)

@@ -1,0 +1,49 @@
+"""The app of the CLI tests: `flowexec worker --app tests.cli.cli_app:app`, and in-process."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from flowexec.errors import Fail
+from flowexec.runtime import App, FlowContext
+
+app = App()
+
+ECHO = "cli.echo"
+FAIL = "cli.fail"
+SLOW = "cli.slow"
+
+
+@app.flow(ECHO)
+async def echo(ctx: FlowContext) -> dict[str, Any]:
+    """Returns what it was given, and who ran it."""
+    event = ctx.event
+    return {
+        "worker": ctx.worker_id,
+        "integration": ctx.integration,
+        "event": None if event is None else [event.name, event.payload],
+    }
+
+
+@app.flow(FAIL)
+async def fail(ctx: FlowContext) -> None:
+    await ctx.node("check", _refuse)
+
+
+def _refuse() -> None:
+    raise Fail("the input was refused", node_id="check")
+
+
+@app.flow(SLOW)
+async def slow(ctx: FlowContext) -> dict[str, Any]:
+    """Ten node boundaries, so pause and stop have somewhere to act."""
+    step_s = float((ctx.integration or {}).get("step_s", 0.1))
+    for step in range(10):
+        await ctx.node(f"step-{step}", asyncio.sleep, step_s)
+    return {"worker": ctx.worker_id}
+
+
+empty_app = App()
+"""An app with no flows: a worker must refuse to start on it."""
+not_an_app = "a string"
