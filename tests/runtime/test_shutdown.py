@@ -103,6 +103,29 @@ async def test_a_paused_run_does_not_hold_up_shutdown(store: ExecutionStore) -> 
     assert (requeued.status, requeued.failure_count) == (ExecutionStatus.CREATED, 0)
 
 
+async def test_cancelling_a_worker_gives_its_runs_back_at_once(store: ExecutionStore) -> None:
+    app = App()
+    entered = asyncio.Event()
+
+    @app.flow("cancelled")
+    async def cancelled(ctx: FlowContext) -> None:
+        entered.set()
+        await ctx.node("work", asyncio.sleep, 30)
+
+    client = await app.client(store)
+    worker = Worker(app, store, **{**FAST, "shutdown_grace_s": 30})
+    task = asyncio.create_task(worker.run())
+    execution_id = await client.create("cancelled", owner_id=OWNER)
+    await wait_until(signal_when_set(entered), what="the run")
+    started = time.monotonic()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert time.monotonic() - started < 2
+    requeued = await client.get(execution_id)
+    assert (requeued.status, requeued.failure_count) == (ExecutionStatus.CREATED, 0)
+
+
 def _settings(**extra: object) -> dict[str, object]:
     settings = {k: v for k, v in FAST.items() if k != "install_signal_handlers"}
     return {**settings, **extra}

@@ -196,8 +196,13 @@ class Worker:
             ", ".join(self.app.flow_ids), self.concurrency, store.backend,
         )
         try:
-            await self._claim_loop(store, settings, poll_s)
-            await self._drain()
+            try:
+                await self._claim_loop(store, settings, poll_s)
+            except BaseException:
+                self._request_stop(True)  # cancelled: give the runs back, quickly
+                raise
+            finally:
+                await self._drain()
         finally:
             if recovery is not None:
                 recovery.stop()
@@ -226,8 +231,11 @@ class Worker:
                         limit=free,
                         flow_ids=self.app.flow_ids,
                     )
-                except StoreUnavailable as exc:
-                    self.log.warning("claiming failed, retrying in %.1f s: %s", backoff_s, exc)
+                except Exception as exc:
+                    self.log.warning(
+                        "claiming failed, retrying in %.1f s: %s", backoff_s, exc,
+                        exc_info=not isinstance(exc, StoreUnavailable),
+                    )
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._stopping.wait(), backoff_s)
                     backoff_s = min(backoff_s * 2, STORE_BACKOFF_MAX_S)
