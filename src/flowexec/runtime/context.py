@@ -137,7 +137,9 @@ class FlowContext:
 
         A node that raises or times out is remembered as the failing node of the run
         (`error_node_id`), and its exception reaches the flow unchanged (`NodeTimeout` for a
-        timeout) so that the flow may handle it.
+        timeout) so that the flow may handle it. A thread cannot be interrupted: when a sync
+        node times out or its run is cancelled, the flow moves on and the thread finishes
+        in the background.
         """
         check_id(node_id, "node_id")
         await self._boundary(node_id)
