@@ -7,7 +7,13 @@ from typing import Annotated
 import typer
 
 from flowexec import __version__
-from flowexec.cli import inspect_commands, operate_commands
+from flowexec.cli import (
+    demo_command,
+    inspect_commands,
+    lifecycle_commands,
+    operate_commands,
+    worker_command,
+)
 from flowexec.cli.session import EXIT_BAD_INPUT, Settings, configure_logging, fail
 from flowexec.errors import ValidationError
 from flowexec.model import check_table_prefix
@@ -83,12 +89,19 @@ def main_options(
 
 
 app.command("migrate")(operate_commands.migrate)
+app.command("worker")(worker_command.worker)
 app.command("recover")(operate_commands.recover)
+app.command("submit")(lifecycle_commands.submit)
+app.command("start")(lifecycle_commands.start)
+app.command("stop")(lifecycle_commands.stop)
+app.command("pause")(lifecycle_commands.pause)
+app.command("resume")(lifecycle_commands.resume)
 app.command("ls")(inspect_commands.list_roots)
 app.command("show")(inspect_commands.show_execution)
 app.command("tree")(inspect_commands.show_tree)
 app.command("claims")(inspect_commands.list_claims)
 app.command("stats")(inspect_commands.show_stats)
+app.command("demo")(demo_command.run_demo_command)
 
 
 def main() -> None:

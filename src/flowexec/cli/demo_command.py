@@ -1,0 +1,137 @@
+"""`flowexec demo`: the scenario of `flowexec.demo` with a progress bar, then what it left.
+
+By default everything happens in a temporary directory that is removed at the end, so the
+demo leaves nothing behind; `--keep` keeps it (and says where), `--database-url` uses a real
+database and says what stays there.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from flowexec import demo
+from flowexec.cli.inspect_commands import rich_tree
+from flowexec.cli.render import recovery_table, stdout_console
+from flowexec.cli.session import Settings, opened_store, run, settings_of
+from flowexec.store.protocol import ExecutionStore
+from flowexec.store.urls import redact
+
+
+def run_demo_command(
+    ctx: typer.Context,
+    keep: Annotated[
+        bool, typer.Option("--keep", help="Keep the temporary database and print its path.")
+    ] = False,
+) -> None:
+    """Run an example app: nested executions, a retry, a worker killed and recovered."""
+    settings = settings_of(ctx)
+    if not settings.debug:
+        logging.getLogger("flowexec").setLevel(logging.ERROR)  # the demo narrates instead
+    workdir = Path(tempfile.mkdtemp(prefix="flowexec-demo-"))
+    throwaway = settings.database_url is None
+    url = f"sqlite:///{workdir / 'demo.db'}" if throwaway else settings.url
+    console = stdout_console()
+    try:
+        run(settings, play(settings, url, workdir, console))
+    finally:
+        if keep:
+            console.print(f"kept the demo's directory {workdir}", soft_wrap=True)
+            if throwaway:
+                console.print(
+                    f"look inside: flowexec --database-url {url} ls {demo.ORDER_FLOW}",
+                    soft_wrap=True,
+                )
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+            if throwaway:
+                console.print(f"removed the throwaway database in {workdir}", soft_wrap=True)
+
+
+async def play(settings: Settings, url: str, workdir: Path, console: Console) -> None:
+    scoped = Settings(url, settings.table_prefix, settings.json_output, settings.debug)
+    async with opened_store(scoped, create=True) as store:
+        applied = await store.migrate()
+        shown = redact(url)
+        where = "a throwaway SQLite database" if settings.database_url is None else shown
+        console.print(
+            f"[bold]flowexec demo[/]: {demo.expected_executions()} executions on {where}, "
+            "two workers, one of them killed mid-run",
+            soft_wrap=True,
+        )
+        if applied and settings.database_url is not None:
+            console.print(
+                f"created flowexec's tables (prefix {settings.table_prefix}) in {shown}",
+                soft_wrap=True,
+            )
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        ) as progress:
+            task = progress.add_task("executions completed", total=demo.expected_executions())
+
+            def on_event(text: str) -> None:
+                progress.console.print(f"  [cyan]•[/] {text}", soft_wrap=True)
+
+            def on_progress(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total)
+
+            outcome = await demo.run_demo(
+                store,
+                database_url=url,
+                table_prefix=settings.table_prefix,
+                log_path=workdir / "doomed-worker.log",
+                observer=demo.DemoObserver(on_event, on_progress),
+            )
+        await print_results(store, outcome, console)
+    if settings.database_url is not None:
+        console.print(
+            f"the demo's {outcome.total} executions stay in {shown} "
+            f"(table prefix {settings.table_prefix}); e.g. flowexec tree {outcome.flaky_root}",
+            soft_wrap=True,
+        )
+
+
+async def print_results(
+    store: ExecutionStore, outcome: demo.DemoOutcome, console: Console
+) -> None:
+    now = await store.now()
+    console.print()
+    console.print("[bold]an order that failed once and succeeded on retry[/]")
+    console.print(rich_tree(await store.get_execution_tree(outcome.flaky_root), now))
+    console.print()
+    console.print(f"[bold]a report whose worker was killed, finished by {demo.RESCUER}[/]")
+    console.print(rich_tree(await store.get_execution_tree(outcome.report_roots[0]), now))
+    console.print()
+    console.print(recovery_table(outcome.recoveries, compact=True))
+    console.print(summary_line(outcome), soft_wrap=True)
+
+
+def summary_line(outcome: demo.DemoOutcome) -> str:
+    levels = len(demo.ORDER_FANOUT)
+    recovered = len({r.execution_id for r in outcome.recoveries})
+    return (
+        f"demo: {outcome.completed}/{outcome.total} executions completed "
+        f"({len(outcome.roots)} trees, up to {levels} levels deep); "
+        f"{len(outcome.retried)} retried after a failure; {recovered} recovered from killed "
+        f"worker {demo.DOOMED_WORKER} by {demo.RESCUER}; {outcome.elapsed_s:.1f}s"
+    )
