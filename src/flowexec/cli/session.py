@@ -148,9 +148,11 @@ def parse_json_object(text: str, option: str) -> dict[str, Any]:
 
 
 def configure_logging(debug: bool) -> None:
-    """Warnings by default (a CLI's stdout is its output); everything with --debug."""
+    """Everything with --debug; otherwise warnings, but not the driver's retries: a command
+    that cannot reach its database says so in its one error line."""
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("psycopg").setLevel(logging.DEBUG if debug else logging.ERROR)

@@ -54,6 +54,8 @@ def worker(
     """Claim and run executions of an app's flows until SIGTERM or Ctrl-C (graceful)."""
     settings = settings_of(ctx)
     configure_logging(logging.DEBUG if settings.debug else logging.INFO, json_lines=log_json)
+    if not settings.debug:  # a long-running worker should say when its database drops out
+        logging.getLogger("psycopg").setLevel(logging.WARNING)
     if processes > 1:
         child_args = ["--concurrency", str(concurrency), "--claim-timeout-ms",
                       str(claim_timeout_ms), "--heartbeat-ms", str(heartbeat_ms),
