@@ -11,6 +11,8 @@ k milliseconds younger than its root.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass
 
 from psycopg import sql
@@ -118,3 +120,20 @@ async def count_by_status(pg: PostgresBench, prefix: str) -> dict[str, int]:
         statement = "SELECT status, count(*) FROM {p}executions GROUP BY status"
         cur = await conn.execute(statement.replace("{p}", prefix).encode())
         return {str(status): int(n) for status, n in await cur.fetchall()}
+
+
+async def wait_for_count(
+    pg: PostgresBench, prefix: str, status: str, count: int, timeout_s: float = 60.0
+) -> None:
+    """Poll (every few ms) until `count` executions have `status`."""
+    statement = "SELECT count(*) FROM {p}executions WHERE status = %(status)s"
+    deadline = time.perf_counter() + timeout_s
+    async with await pg.connect() as conn:
+        while True:
+            cur = await conn.execute(statement.replace("{p}", prefix).encode(), {"status": status})
+            row = await cur.fetchone()
+            if row is not None and int(row[0]) >= count:
+                return
+            if time.perf_counter() > deadline:
+                raise TimeoutError(f"{status}: {row} of {count} after {timeout_s} s")
+            await asyncio.sleep(0.005)

@@ -1,16 +1,18 @@
 """Workload 3: latency from `create` to the start of the run, on an idle worker.
 
-Until the runtime Worker lands, the worker is the loop a worker runs: `claim_next`, and when
-nothing is runnable `wait_for_work` (woken by LISTEN/NOTIFY on Postgres, by polling on SQLite).
-"Started" is the moment `claim_next` returned the execution. Creator and worker are two stores
-(two pools, and on Postgres the worker's own listener connection) in one process; the creator
-waits until the worker is idle again before the next create, so every sample is a cold wake-up.
+The worker is the runtime `Worker` with a no-op flow; "started" is the moment the flow function
+is entered. For attribution, the same with the bare loop a worker runs: `claim_next`, and when
+nothing is runnable `wait_for_work` (woken by LISTEN/NOTIFY on Postgres, by polling on SQLite),
+where "started" is the moment `claim_next` returned the execution. Creator and worker use
+separate stores (their own pools, and on Postgres the worker's own listener connection) in one
+process; before each create the worker is idle again, so every sample is a cold wake-up.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from typing import Protocol
 
 from benchmarks._common import (
     Context,
@@ -23,7 +25,10 @@ from benchmarks._common import (
     percentile,
     sqlite_available,
 )
+from benchmarks._runtime import FLOW, NoopFlow, until_idle, workers
+from flowexec.errors import ConfigError
 from flowexec.model import ExecutionStatus, new_execution
+from flowexec.runtime import Worker
 from flowexec.store.protocol import ExecutionStore
 
 WORKER = "bench-latency-worker"
@@ -39,8 +44,12 @@ class IdleWorker:
 
     def __init__(self, store: ExecutionStore) -> None:
         self.store = store
-        self.idle = asyncio.Event()
+        self.parked = asyncio.Event()
         self.claimed: dict[str, asyncio.Future[float]] = {}
+
+    async def idle(self) -> None:
+        await self.parked.wait()
+        await asyncio.sleep(0.002)  # now inside wait_for_work
 
     def expect(self, execution_id: str) -> asyncio.Future[float]:
         future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
@@ -61,23 +70,80 @@ class IdleWorker:
                     fenced(claim, ExecutionStatus.COMPLETED)
                 )
             if not claims:
-                self.idle.set()
+                self.parked.set()
                 await self.store.wait_for_work(POLL_S)
-                self.idle.clear()
+                self.parked.clear()
 
 
-async def samples(creator: ExecutionStore, worker: IdleWorker, count: int, tag: str) -> list[float]:
-    """Seconds from calling create to the worker holding the claim, one execution at a time."""
+class Probe(Protocol):
+    """A worker under test: when it is idle, and when an execution reached it."""
+
+    async def idle(self) -> None: ...
+
+    def expect(self, execution_id: str) -> asyncio.Future[float]: ...
+
+
+async def samples(creator: ExecutionStore, probe: Probe, count: int, tag: str) -> list[float]:
+    """Seconds from calling create to the worker starting it, one execution at a time."""
     out: list[float] = []
     for n in range(count):
-        await worker.idle.wait()
-        await asyncio.sleep(0.002)  # the worker is parked in wait_for_work
-        execution = new_execution("bench-latency-flow", "bench-owner", id=f"L{tag}-{n:06d}")
-        arrived = worker.expect(execution.id)
+        await probe.idle()
+        execution = new_execution(FLOW, "bench-owner", id=f"L{tag}-{n:06d}")
+        arrived = probe.expect(execution.id)
         started = time.perf_counter()
         await creator.create(execution)
         out.append(await asyncio.wait_for(arrived, 10 * POLL_S) - started)
     return out
+
+
+class RuntimeProbe:
+    def __init__(self, flow: NoopFlow, worker: Worker) -> None:
+        self.flow = flow
+        self.worker = worker
+
+    async def idle(self) -> None:
+        await until_idle([self.worker])
+
+    def expect(self, execution_id: str) -> asyncio.Future[float]:
+        return self.flow.expect_start(execution_id)
+
+
+async def measure(ctx: Context, creator: ExecutionStore, probe: Probe, count: int, name: str
+                  ) -> dict[int, Stats]:
+    """Percentiles per repetition (after a warm-up), as Stats over repetitions."""
+    await samples(creator, probe, 20, f"{name}-warm")
+    per_rep: dict[int, list[float]] = {p: [] for p in PERCENTILES}
+    for rep in range(ctx.reps):
+        ctx.log(f"{name}, repetition {rep + 1}: {count} executions")
+        ms = [s * 1000 for s in await samples(creator, probe, count, f"{name}{rep}")]
+        for p in PERCENTILES:
+            per_rep[p].append(percentile(ms, p))
+    return {p: Stats.of(v) for p, v in per_rep.items()}
+
+
+async def _runtime(ctx: Context, creator: ExecutionStore, prefix: str, count: int
+                   ) -> dict[int, Stats]:
+    flow = NoopFlow()
+    async with workers(flow, ctx.store_url(prefix), prefix, 1, concurrency=10) as (worker,):
+        while True:  # until the worker has opened its store
+            try:
+                await worker.store.now()
+                break
+            except ConfigError:
+                await asyncio.sleep(0.01)
+        return await measure(ctx, creator, RuntimeProbe(flow, worker), count, "Worker")
+
+
+async def _store_loop(ctx: Context, creator: ExecutionStore, prefix: str, count: int
+                      ) -> dict[int, Stats]:
+    async with ctx.store(prefix) as worker_store:
+        worker = IdleWorker(worker_store)
+        task = asyncio.create_task(worker.loop(), name="bench-latency-loop")
+        try:
+            return await measure(ctx, creator, worker, count, "store loop")
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
 
 async def run(ctx: Context) -> list[Table]:
@@ -89,38 +155,29 @@ async def run(ctx: Context) -> list[Table]:
         return [table]
     count = ctx.scale(1_000, 40)
     prefix = ctx.prefix("latency")
-    per_rep: dict[int, list[float]] = {p: [] for p in PERCENTILES}
     try:
-        async with ctx.store(prefix) as creator, ctx.store(prefix) as worker_store:
-            worker = IdleWorker(worker_store)
-            task = asyncio.create_task(worker.loop(), name="bench-latency-worker")
-            try:
-                await samples(creator, worker, 20, "warm")
-                for rep in range(ctx.reps):
-                    ctx.log(f"repetition {rep + 1}: {count} executions")
-                    ms = [s * 1000 for s in await samples(creator, worker, count, str(rep))]
-                    for p in PERCENTILES:
-                        per_rep[p].append(percentile(ms, p))
-            finally:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+        async with ctx.store(prefix) as creator:
+            results = {
+                "Worker: create -> flow starts": await _runtime(ctx, creator, prefix, count),
+                "store loop: create -> claimed": await _store_loop(ctx, creator, prefix, count),
+            }
     finally:
         await ctx.drop(prefix)
 
-    stats = {p: Stats.of(v) for p, v in per_rep.items()}
-    table = Table(title, ["percentile", "latency (ms)"])
-    for p, s in stats.items():
-        table.add(f"p{p}", s.cell())
+    table = Table(title, ["path", *(f"p{p} (ms)" for p in PERCENTILES)])
+    for name, stats in results.items():
+        table.add(name, *(stats[p].cell() for p in PERCENTILES))
     if ctx.backend == "postgres":
-        p50 = stats[50].median
+        p50 = next(iter(results.values()))[50].median
         table.targets.append(
             Target(f"p50 < {TARGET_P50_MS:g} ms", f"{fmt(p50)} ms", p50 < TARGET_P50_MS)
         )
     table.notes += [
         f"{count:,} executions per repetition, created one at a time; each percentile is taken "
         "per repetition, then shown as median (min-max) over repetitions.",
-        "Includes the create call itself (its insert, commit and NOTIFY) and the claim_next "
-        f"round trip; the worker's polling fallback is {POLL_S:g} s.",
+        "Includes the create call itself (its insert, commit and NOTIFY). The Worker's path adds "
+        "claim_next, its fenced `running` write and reading the execution before the flow; its "
+        f"polling fallback is its default; the store loop's is {POLL_S:g} s.",
     ]
     return [table]
 
