@@ -1,0 +1,178 @@
+"""Chaos: four worker processes, a random one SIGKILLed every ~2 s and restarted, while
+executions (some emitting children, many running long enough to be mid-run) keep arriving.
+
+At the end every execution is terminal and completed, none is lost or duplicated, no execution
+has two completed runs, every run a killed worker held was taken over with a recovery record,
+and each execution's failure_count equals its number of recovery records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flowexec import Client
+from flowexec.store.protocol import ExecutionStore
+
+from .chaos_app import FLOW, app, create_marks_table, read_marks
+from .support import (
+    Plans,
+    Tables,
+    WorkerProcess,
+    account,
+    make_plans,
+    marks_target,
+    stop_processes,
+    wait_all_finished,
+    worker_settings,
+)
+
+WORKERS = 4
+KILL_EVERY_S = (1.5, 2.5)
+
+
+@dataclass(frozen=True)
+class Profile:
+    executions: int
+    feed_s: float
+    """Roots arrive at a steady rate over this long, so that kills keep finding runs in flight."""
+    kill_tail_s: float
+    """Kills go on this long after the last root arrived (or until everything finished)."""
+    seed: int
+
+
+PROFILES = {
+    "postgres": Profile(executions=1_000, feed_s=40.0, kill_tail_s=8.0, seed=20_051),
+    "sqlite": Profile(executions=300, feed_s=12.0, kill_tail_s=5.0, seed=20_052),
+}
+
+
+async def feed(client: Client, plans: Plans, seconds: float, roots: dict[str, Any]) -> None:
+    began = time.monotonic()
+    for n, plan in enumerate(plans.roots):
+        delay = began + seconds * n / len(plans.roots) - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        roots[await client.create(FLOW, owner_id="chaos", integration=plan)] = plan
+
+
+@pytest.mark.slow
+async def test_chaos_kills_lose_and_duplicate_nothing(
+    backend: str,
+    store: ExecutionStore,
+    store_url: str,
+    unique_prefix: str,
+    tmp_path: Path,
+) -> None:
+    profile = PROFILES[backend]
+    marks = marks_target(backend, store_url, tmp_path)
+    create_marks_table(marks, unique_prefix)
+    tables = Tables(store_url, unique_prefix)
+    client = await app.client(store)
+    plans = make_plans(profile.executions, seed=profile.seed)
+    rng = random.Random(profile.seed)
+    settings = worker_settings(backend)
+    logs = tmp_path / "logs"
+
+    def spawn(slot: int, incarnation: int) -> WorkerProcess:
+        return WorkerProcess(
+            store_url, unique_prefix, marks, f"chaos-{slot}-{incarnation}", logs, settings
+        )
+
+    slots = [spawn(n, 0) for n in range(WORKERS)]
+    everyone = list(slots)
+    incarnations = Counter[int]()
+    killed: list[str] = []
+    held_at_kill: list[tuple[str, str, str]] = []  # (victim, execution id, status)
+    roots: dict[str, Any] = {}
+    began = time.monotonic()
+    try:
+        feeder = asyncio.create_task(feed(client, plans, profile.feed_s, roots))
+        stop_killing = began + profile.feed_s + profile.kill_tail_s
+        next_kill = began + rng.uniform(*KILL_EVERY_S)
+        while time.monotonic() < stop_killing and not (
+            feeder.done() and await _all_finished(tables, plans.total)
+        ):
+            if feeder.done():
+                feeder.result()  # a failed create is the test's failure
+            dead = [w for w in slots if not w.alive]
+            assert not dead, "a worker died on its own:\n" + "\n".join(w.tail() for w in dead)
+            if time.monotonic() >= next_kill:
+                n = rng.randrange(WORKERS)
+                victim = slots[n]
+                await victim.kill()
+                killed.append(victim.worker_id)
+                held_at_kill += [
+                    (victim.worker_id, execution_id, status)
+                    for execution_id, status in await tables.held_by(victim.worker_id)
+                ]
+                incarnations[n] += 1
+                slots[n] = spawn(n, incarnations[n])
+                everyone.append(slots[n])
+                next_kill = time.monotonic() + rng.uniform(*KILL_EVERY_S)
+            await asyncio.sleep(0.05)
+        await feeder
+        chaos_s = time.monotonic() - began
+        await wait_all_finished(tables, plans.total, slots, within=120)
+        finished_s = time.monotonic() - began
+        codes = [await w.terminate() for w in slots]
+    finally:
+        stop_processes(everyone)
+    assert codes == [0] * WORKERS, "\n".join(w.tail() for w in slots)
+
+    stats = await store.get_stats()
+    executions = await tables.executions()
+    recoveries = await tables.recoveries()
+    acc = account(
+        root_ids=roots,
+        executions=executions,
+        recoveries=recoveries,
+        marks=read_marks(marks, unique_prefix),
+    )
+
+    # Every run a killed worker held when it died: taken over with a recovery record if it
+    # had started (running), or simply claimed again from the queue if it had not.
+    recorded = {(r.execution_id, r.previous_worker_id) for r in recoveries}
+    started_runs = [(v, e) for v, e, status in held_at_kill if status in ("running", "paused")]
+    not_started = [(v, e) for v, e, status in held_at_kill if status == "created"]
+    untaken = [(v, e) for v, e in started_runs if (e, v) not in recorded]
+    worker_ids = {w.worker_id for w in everyone}
+    from_killed = sum(r.previous_worker_id in killed for r in recoveries)
+    from_live = [r for r in recoveries if r.previous_worker_id not in killed]
+
+    print(
+        f"\nchaos[{backend}]: executions={acc.executions} (roots={len(roots)}, "
+        f"children={plans.children}) completed={acc.completed} kills={len(killed)} "
+        f"recoveries={acc.recoveries} {dict(acc.recoveries_by_reason)} "
+        f"(from killed workers={from_killed}, leases lost by live workers={len(from_live)}) "
+        f"runs held by killed workers={len(held_at_kill)} (started={len(started_runs)}, "
+        f"claimed-not-started={len(not_started)}) runs started={acc.runs_started} "
+        f"finished-but-taken-over={acc.finishes_not_accepted} duplicates={acc.duplicates} "
+        f"lost={acc.lost} unexpected={acc.unexpected} flow_retries={acc.flow_retries} "
+        f"failure_count==records: {'ok' if not acc.problems else 'NO'}; "
+        f"kills over {chaos_s:.1f} s, all finished after {finished_s:.1f} s"
+    )
+
+    assert acc.problems == [], acc.problems
+    assert (acc.lost, acc.unexpected, acc.duplicates) == (0, 0, 0)
+    assert acc.executions == acc.completed == plans.total
+    assert sum(stats.counts_by_status.values()) == plans.total
+    assert stats.active_claims == 0
+    assert untaken == [], f"killed workers' runs never taken over: {untaken[:10]}"
+    assert {r.recovered_by for r in recoveries} <= worker_ids
+    assert {r.previous_worker_id for r in recoveries} <= worker_ids
+    # The chaos did what it is for: kills hit runs in flight, and recovery took them over.
+    assert len(killed) >= 5 and started_runs and from_killed >= len(started_runs)
+
+
+async def _all_finished(tables: Tables, total: int) -> bool:
+    counts = await tables.status_counts()
+    terminal = counts["completed"] + counts["failed"] + counts["stopped"]
+    return sum(counts.values()) == total == terminal
