@@ -31,6 +31,9 @@ from flowexec.runtime.logs import configure_logging
 app = App()
 
 FLOW = "chaos"
+LINGER = "linger"
+GHOST = "ghost"
+"""A flow no worker registers: its executions are only ever moved by the tests and recovery."""
 MARKS_RETRY_S = 60.0
 """How long a mark keeps trying through a database outage before the node gives up."""
 
@@ -129,6 +132,18 @@ async def chaos(ctx: FlowContext) -> dict[str, Any]:
             await ctx.emit("spawn", child)
     for n, seconds in enumerate(plan["sleeps"]):
         await ctx.node(f"work-{n}", asyncio.sleep, float(seconds))
+    await ctx.node("end", mark, "finish", ctx.execution_id, ctx.worker_id, ctx.attempt)
+    return {"worker": ctx.worker_id, "attempt": ctx.attempt}
+
+
+@app.flow(LINGER, max_retries=1000)
+async def linger(ctx: FlowContext) -> dict[str, Any]:
+    """Hangs on its first `hang_attempts` attempts (long enough to be killed mid-run), then
+    completes at once."""
+    assert ctx.integration is not None
+    await ctx.node("begin", mark, "start", ctx.execution_id, ctx.worker_id, ctx.attempt)
+    if ctx.attempt <= int(ctx.integration["hang_attempts"]):
+        await ctx.node("hang", asyncio.sleep, 300)
     await ctx.node("end", mark, "finish", ctx.execution_id, ctx.worker_id, ctx.attempt)
     return {"worker": ctx.worker_id, "attempt": ctx.attempt}
 

@@ -20,7 +20,16 @@ from typing import Any
 
 import psycopg
 
+from flowexec import (
+    ExecutionStatus,
+    ExecutionStore,
+    RecoveryRecord,
+    UpdateExecutionStatusParams,
+    new_execution,
+)
 from tests.runtime.processes import REPO_SRC, worker_log
+
+from .chaos_app import GHOST, read_marks
 
 CHAOS_APP = Path(__file__).with_name("chaos_app.py")
 REPO_ROOT = REPO_SRC.parent
@@ -224,6 +233,52 @@ class Tables:
                 (worker_id, worker_id),
             )
         ]
+
+
+async def plant_dead_run(store: ExecutionStore, worker_id: str = "ghost-worker") -> str:
+    """A `running` execution whose worker is gone: its 1 ms lease has run out already. Its
+    flow is one no worker runs, so only recovery will ever move it."""
+    execution = new_execution(GHOST, "ghosts")
+    await store.create(execution)
+    claim = await store.claim_execution(execution.id, worker_id, 1)
+    assert claim is not None
+    await store.update_execution_status(
+        UpdateExecutionStatusParams(
+            execution.id, ExecutionStatus.RUNNING, worker_id=worker_id, epoch=claim.epoch
+        )
+    )
+    return execution.id
+
+
+async def wait_recovered(
+    store: ExecutionStore, execution_id: str, *, within: float = 30
+) -> tuple[RecoveryRecord, float]:
+    """The first recovery record of `execution_id`, and when (monotonic) the test saw it."""
+    deadline = time.monotonic() + within
+    while True:
+        history = await store.get_recovery_history(execution_id)
+        if history:
+            return history[0], time.monotonic()
+        assert time.monotonic() < deadline, f"{execution_id} not recovered within {within} s"
+        await asyncio.sleep(0.01)
+
+
+async def wait_for_mark(
+    marks: str, prefix: str, kind: str, execution_id: str, worker_id: str, attempt: int,
+    *, workers: Iterable[WorkerProcess] = (), within: float = 30,
+) -> None:
+    """Until the run (`worker_id`, `attempt`) of `execution_id` wrote its `kind` mark."""
+    wanted = (kind, execution_id, worker_id, attempt)
+    deadline = time.monotonic() + within
+    while True:
+        got = await asyncio.to_thread(read_marks, marks, prefix)
+        if wanted in {m[:4] for m in got}:
+            return
+        assert time.monotonic() < deadline, (
+            f"no {kind} mark of {execution_id} by {worker_id} (attempt {attempt}): {got}\n"
+            + "\n".join(w.tail() for w in workers)
+        )
+        await asyncio.sleep(0.05)
 
 
 # ------------------------------------------------------------------ plans
