@@ -270,7 +270,8 @@ class RecoveryRecord:
 
 @dataclass(frozen=True, slots=True)
 class UpdateExecutionStatusParams:
-    """The reference's fields, plus fencing (`worker_id` + `epoch`) and the run's result."""
+    """The reference's fields, plus fencing (`worker_id` + `epoch`), the run's result and an
+    optional expected current status."""
 
     execution_id: str
     status: ExecutionStatus
@@ -281,6 +282,9 @@ class UpdateExecutionStatusParams:
     worker_id: str | None = None
     epoch: int | None = None
     result: JSON = None
+    expected_status: ExecutionStatus | None = None
+    """Compare-and-set: apply only while the execution is in this status (e.g. resume only a
+    paused one); otherwise `InvalidTransition`."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,6 @@ from flowexec.errors import (
     ExecutionNotFound,
     ExecutionTimeout,
     FlowNotFound,
-    InvalidTransition,
     ValidationError,
 )
 from flowexec.model import (
@@ -137,25 +136,36 @@ class Client:
 
     async def pause(self, execution_id: str, reason: str | None = None) -> None:
         """Hold a running execution at its next node boundary until `resume`."""
-        await self._set_status(execution_id, ExecutionStatus.PAUSED)
+        await self._set_status(
+            execution_id, ExecutionStatus.PAUSED, expected=ExecutionStatus.RUNNING
+        )
         log.info("paused execution %s%s", execution_id, f": {reason}" if reason else "",
                  extra={"execution_id": execution_id})
 
     async def resume(self, execution_id: str) -> None:
-        """Let a paused execution continue; anything but `paused` raises `InvalidTransition`."""
-        current = await self.get(execution_id)
-        if current.status is not ExecutionStatus.PAUSED:
-            raise InvalidTransition(
-                execution_id, current.status.value, ExecutionStatus.RUNNING.value
-            )
-        await self._set_status(execution_id, ExecutionStatus.RUNNING)
+        """Let a paused execution continue; anything but `paused` raises `InvalidTransition`.
+
+        One compare-and-set write, so a run that recovery requeued meanwhile is never marked
+        running without a worker.
+        """
+        await self._set_status(
+            execution_id, ExecutionStatus.RUNNING, expected=ExecutionStatus.PAUSED
+        )
         log.info("resumed execution %s", execution_id, extra={"execution_id": execution_id})
 
     async def _set_status(
-        self, execution_id: str, status: ExecutionStatus, *, error_message: str | None = None
+        self,
+        execution_id: str,
+        status: ExecutionStatus,
+        *,
+        error_message: str | None = None,
+        expected: ExecutionStatus | None = None,
     ) -> None:
         params = UpdateExecutionStatusParams(
-            execution_id=execution_id, status=status, error_message=error_message
+            execution_id=execution_id,
+            status=status,
+            error_message=error_message,
+            expected_status=expected,
         )
         if not await self._store.update_execution_status(params):
             raise ExecutionNotFound(execution_id)

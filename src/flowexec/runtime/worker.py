@@ -26,7 +26,6 @@ from typing import Any
 
 from flowexec.errors import ConfigError, StoreUnavailable, ValidationError
 from flowexec.model import (
-    DEFAULT_MAX_DEPTH,
     MAX_TIMEOUT_MS,
     ExecutionClaim,
     check_id,
@@ -163,7 +162,7 @@ class Worker:
         poll_s = self.poll_interval_s or DEFAULT_POLL_INTERVAL_S.get(store.backend, 0.5)
         base_ms, max_ms = self._retry_backoff
         settings = RunSettings(
-            max_depth=int(getattr(store, "max_depth", DEFAULT_MAX_DEPTH)),
+            max_depth=store.max_depth,
             retry_backoff_base_ms=base_ms,
             retry_backoff_max_ms=max_ms,
             rng=random.Random(),

@@ -38,6 +38,7 @@ from flowexec.model import (
     RootExecution,
     StoreStats,
     UpdateExecutionStatusParams,
+    can_transition,
     check_datetime,
     check_fence,
     check_id,
@@ -479,7 +480,7 @@ class SqlExecutionStore(ABC):
             execution_id=check_id(params.execution_id, "execution_id"),
             status=status,
             effect=StatusEffect.of(status),
-            sources=sources_of(status),
+            sources=_sources(status, params.expected_status),
             fence=check_fence(params.worker_id, params.epoch),
             error_message=check_optional_text(params.error_message, "error_message"),
             error_node_id=(
@@ -758,6 +759,18 @@ def _check_sequence(value: object, what: str) -> None:
     """One string, None or a number where a sequence belongs is a caller's mistake."""
     if not isinstance(value, Sequence) or isinstance(value, str | bytes):
         raise ValidationError(f"{what}, not {type(value).__name__}")
+
+
+def _sources(target: ExecutionStatus, expected: object) -> list[str]:
+    """The statuses a status write may start from: all legal ones, or just the expected one."""
+    if expected is None:
+        return sources_of(target)
+    current = check_status(expected, "expected_status")
+    if not can_transition(current, target):
+        raise ValidationError(
+            f"expected_status {current.value!r} can never move to {target.value!r}"
+        )
+    return [current.value]
 
 
 def _fence_holds(row: Row, fence: tuple[str, int]) -> bool:

@@ -37,6 +37,11 @@ class ExecutionStore(Protocol):
     @property
     def table_prefix(self) -> str: ...
 
+    @property
+    def max_depth(self) -> int:
+        """The deepest nesting `create` accepts (a root is depth 0)."""
+        ...
+
     async def close(self) -> None: ...
 
     async def __aenter__(self) -> Self: ...
@@ -78,7 +83,8 @@ class ExecutionStore(Protocol):
     async def update_execution_status(self, params: UpdateExecutionStatusParams) -> bool:
         """Move an execution along the lifecycle (SPEC §3).
 
-        Returns False for an unknown id. Raises `InvalidTransition` for an illegal move and
+        Returns False for an unknown id. Raises `InvalidTransition` for an illegal move (or
+        when `expected_status` is given and the execution is not in it) and
         `ClaimLost` when fenced by a claim that is no longer current. Entering a terminal
         status releases the claim in the same transaction; entering `created` requeues it.
         """
