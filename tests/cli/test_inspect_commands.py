@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 from tests.cli.conftest import Cli, assert_one_line_error
@@ -16,6 +17,7 @@ from tests.conformance.helpers import (
     start_running,
 )
 
+from flowexec.cli.inspect_commands import SHOWN_CHILDREN
 from flowexec.model import ExecutionStatus
 from flowexec.store.protocol import ExecutionStore
 
@@ -127,7 +129,7 @@ async def test_show_prints_every_field_claim_and_recovery_history(
     [record] = shown["recovery_history"]
     assert record["recovery_reason"] == "expired_claim"
     assert record["previous_worker_id"] == "dead-worker"
-    assert shown["children"] == [child.id]
+    assert shown["children"] == [child.id] and shown["more_children"] is False
 
     human = (await cli.ok("show", execution.id)).stdout
     for text in (execution.id, "running", "processing_worker_id", f"epoch {lease.epoch}",
@@ -142,6 +144,17 @@ async def test_show_without_claim_or_history(cli: Cli, store: ExecutionStore) ->
     assert shown["execution"]["available_at"] is None
     human = (await cli.ok("show", execution.id)).stdout
     assert "claim: none" in human and "recovery history: none" in human
+
+
+async def test_show_lists_a_bounded_number_of_children(cli: Cli, store: ExecutionStore) -> None:
+    parent = await create_root(store)
+    children = [await create_child(store, parent) for _ in range(SHOWN_CHILDREN + 1)]
+    await create_child(store, children[0])  # a grandchild is not a child
+    shown = await cli.json("show", parent.id)
+    assert shown["children"] == sorted(c.id for c in children)[:SHOWN_CHILDREN]
+    assert shown["more_children"] is True
+    human = (await cli.ok("show", parent.id)).stdout
+    assert re.search(rf"children\s+{SHOWN_CHILDREN}\+", human), human
 
 
 async def test_tree_nests_children_with_status_and_duration(

@@ -14,7 +14,8 @@ from flowexec.cli import (
     operate_commands,
     worker_command,
 )
-from flowexec.cli.session import EXIT_BAD_INPUT, Settings, configure_logging, fail
+from flowexec.cli.logs import configure_cli_logging
+from flowexec.cli.session import EXIT_BAD_INPUT, Settings, fail
 from flowexec.errors import ValidationError
 from flowexec.model import check_table_prefix
 from flowexec.store.urls import DEFAULT_URL
@@ -75,7 +76,7 @@ def main_options(
     ] = False,
 ) -> None:
     """Run flows durably, and look inside the executions they leave."""
-    configure_logging(debug)
+    configure_cli_logging(ctx, debug)
     try:
         check_table_prefix(table_prefix)
     except ValidationError as exc:

@@ -7,7 +7,6 @@ database and says what stays there.
 
 from __future__ import annotations
 
-import logging
 import shutil
 import tempfile
 from pathlib import Path
@@ -26,6 +25,7 @@ from rich.progress import (
 
 from flowexec import demo
 from flowexec.cli.inspect_commands import rich_tree
+from flowexec.cli.logs import quiet_runtime_logs
 from flowexec.cli.render import recovery_table, stdout_console
 from flowexec.cli.session import Settings, opened_store, run, settings_of
 from flowexec.store.protocol import ExecutionStore
@@ -41,7 +41,7 @@ def run_demo_command(
     """Run an example app: nested executions, a retry, a worker killed and recovered."""
     settings = settings_of(ctx)
     if not settings.debug:
-        logging.getLogger("flowexec").setLevel(logging.ERROR)  # the demo narrates instead
+        quiet_runtime_logs(ctx)
     workdir = Path(tempfile.mkdtemp(prefix="flowexec-demo-"))
     throwaway = settings.database_url is None
     url = f"sqlite:///{workdir / 'demo.db'}" if throwaway else settings.url

@@ -73,7 +73,7 @@ def list_roots(
             title=f"root executions of {flow_id}", title_justify="left", box=box.SIMPLE_HEAD,
             show_edge=False, pad_edge=False, collapse_padding=True,
         )
-        # An id, a status and a time are useless cut short; the owner folds instead.
+        # An id or a status cut short is useless; the owner folds instead.
         widths = {"id": max(len(r.execution.id) for r in page), "status": 9}
         for name in ("id", "status", "owner", "created", "duration", "levels", "nested"):
             justify: Any = "right" if name in ("duration", "levels", "nested") else "left"
@@ -101,6 +101,9 @@ def list_roots(
     run(settings, body())
 
 
+SHOWN_CHILDREN = 100
+
+
 def show_execution(
     ctx: typer.Context,
     execution_id: Annotated[str, typer.Argument(help="The execution to show.")],
@@ -117,7 +120,11 @@ def show_execution(
                 raise ExecutionNotFound(execution_id)
             claim = await store.get_claim_for_execution(execution_id)
             history = await store.get_recovery_history(execution_id)
-            children = await store.get_child_executions(execution_id)
+            # The first children by id, from the bounded tree query: a fan-out of a million
+            # must not make `show` load a million rows.
+            subtree = await store.get_execution_tree(execution_id, max_nodes=SHOWN_CHILDREN + 1)
+            children = [node.id for node in subtree if node.level == 1]
+            more_children = len(subtree) > SHOWN_CHILDREN and subtree[-1].level == 1
             now = await store.now()
         if wants_json(ctx, as_json):
             print_json(
@@ -125,7 +132,8 @@ def show_execution(
                     "execution": execution_json(execution, now),
                     "claim": jsonable(claim),
                     "recovery_history": jsonable(history),
-                    "children": [c.id for c in children],
+                    "children": children,
+                    "more_children": more_children,
                 }
             )
             return
@@ -140,7 +148,7 @@ def show_execution(
             )
             fields.add_row(name, shown)
         fields.add_row("duration", format_duration(run_duration(execution, now)))
-        fields.add_row("children", str(len(children)))
+        fields.add_row("children", f"{len(children)}{'+' if more_children else ''}")
         console.print(fields)
         if claim is None:
             console.print("claim: none")

@@ -36,8 +36,12 @@ from flowexec.cli.session import (
 from flowexec.model import Execution, ExecutionStatus, check_id
 from flowexec.runtime import Client
 
-ReasonOption = Annotated[
-    str | None, typer.Option("--reason", help="Why; kept with the execution and in the logs.")
+StopReason = Annotated[
+    str | None, typer.Option("--reason", help="Why; kept as the execution's error_message.")
+]
+PauseReason = Annotated[
+    str | None,
+    typer.Option("--reason", help="Why; logged with --debug (the store keeps no pause reason)."),
 ]
 
 
@@ -180,7 +184,7 @@ def start(
 def stop(
     ctx: typer.Context,
     execution_id: Annotated[str, typer.Argument(help="The execution to stop for good.")],
-    reason: ReasonOption = None,
+    reason: StopReason = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Stop an execution for good; a worker running it cancels the run within a second."""
@@ -194,7 +198,7 @@ def stop(
 def pause(
     ctx: typer.Context,
     execution_id: Annotated[str, typer.Argument(help="A running execution.")],
-    reason: ReasonOption = None,
+    reason: PauseReason = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Hold a running execution at its next node boundary, until `resume`."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 from datetime import timedelta
@@ -10,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from flowexec.cli.logs import stream_runtime_logs
 from flowexec.cli.render import format_duration, print_json, stdout_console
 from flowexec.cli.session import JsonFlag, opened_store, run, settings_of, wants_json
 from flowexec.cli.signals import graceful_signals
@@ -66,6 +66,8 @@ def recover(
     """Put executions whose worker died back in the queue (or fail them after --max-failures)."""
     settings = settings_of(ctx)
     sweeper_id = worker_id or default_worker_id("recover")
+    if loop:
+        stream_runtime_logs(ctx, debug=settings.debug, json_lines=False)
 
     async def body() -> None:
         async with opened_store(settings) as store:
@@ -73,7 +75,6 @@ def recover(
                 store, worker_id=sweeper_id, interval_s=interval, max_failures=max_failures
             )
             if loop:
-                logging.getLogger("flowexec").setLevel(logging.INFO)
                 stdout_console().print(
                     f"recovering as {sweeper_id} every {interval:g}s on {settings.shown_url}; "
                     "SIGTERM or Ctrl-C stops",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import sys
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
@@ -145,14 +144,3 @@ def parse_json_object(text: str, option: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise UsageError(f"{option} must be a JSON object, not {type(value).__name__}")
     return value
-
-
-def configure_logging(debug: bool) -> None:
-    """Everything with --debug; otherwise warnings, but not the driver's retries: a command
-    that cannot reach its database says so in its one error line."""
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("psycopg").setLevel(logging.DEBUG if debug else logging.ERROR)

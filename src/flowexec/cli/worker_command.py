@@ -3,7 +3,9 @@
 With `--processes N` this process becomes a small supervisor: it starts N single-process
 workers (each its own interpreter, so CPU-bound nodes do not share a GIL), passes stop signals
 on, and exits as soon as one of them dies, so that systemd, Kubernetes or whatever started it
-restarts the group instead of running short-handed without noticing.
+restarts the group instead of running short-handed without noticing. The workers sit in their
+own process group: Ctrl-C reaches them once, through the supervisor, and so stays graceful.
+Stop the supervisor with SIGTERM; a SIGKILL cannot be passed on.
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ from typing import Annotated
 import typer
 
 from flowexec.cli.apps import load_app
+from flowexec.cli.logs import stream_runtime_logs
 from flowexec.cli.session import Settings, opened_store, run, settings_of
 from flowexec.cli.signals import STOP_SIGNALS
 from flowexec.runtime import Worker
-from flowexec.runtime.logs import configure_logging
 
 
 def worker(
@@ -53,9 +55,7 @@ def worker(
 ) -> None:
     """Claim and run executions of an app's flows until SIGTERM or Ctrl-C (graceful)."""
     settings = settings_of(ctx)
-    configure_logging(logging.DEBUG if settings.debug else logging.INFO, json_lines=log_json)
-    if not settings.debug:  # a long-running worker should say when its database drops out
-        logging.getLogger("psycopg").setLevel(logging.WARNING)
+    stream_runtime_logs(ctx, debug=settings.debug, json_lines=log_json)
     if processes > 1:
         child_args = ["--concurrency", str(concurrency), "--claim-timeout-ms",
                       str(claim_timeout_ms), "--heartbeat-ms", str(heartbeat_ms),
@@ -101,7 +101,8 @@ async def supervise(
         ids = [] if worker_id is None else ["--worker-id", f"{worker_id}-{number}"]
         children.append(
             await asyncio.create_subprocess_exec(
-                *base, "worker", "--app", app_spec, *child_args, *ids, env=env
+                *base, "worker", "--app", app_spec, *child_args, *ids, env=env,
+                process_group=0,
             )
         )
     log = logging.getLogger("flowexec.cli")
