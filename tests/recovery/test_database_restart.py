@@ -1,0 +1,167 @@
+"""The PostgreSQL server is stopped and started again while four workers are busy: they
+reconnect and finish everything; nothing is lost, nothing completes twice, and the recovery
+service works again after the outage."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from flowexec import open_store
+
+from .chaos_app import FLOW, app, create_marks_table, read_marks
+from .support import (
+    LEASE_MS,
+    Tables,
+    WorkerProcess,
+    account,
+    make_plans,
+    plant_dead_run,
+    stop_processes,
+    wait_all_finished,
+    wait_recovered,
+    worker_settings,
+)
+
+EXECUTIONS = 400
+WORKERS = 4
+OUTAGE_S = 3 * LEASE_MS / 1000
+"""Down for longer than a lease, so that the outage costs leases and recovery must act."""
+
+
+class OwnServer:
+    """A throwaway PostgreSQL server of this test's own, stopped and started with its bundled
+    `pg_ctl` (as the user pgserver runs it as when the tests run as root)."""
+
+    def __init__(self) -> None:
+        import pgserver
+
+        self._data_dir = tempfile.mkdtemp(prefix="flowexec-restart-")
+        self._server = pgserver.get_server(self._data_dir, cleanup_mode="delete")
+        self.url: str = self._server.get_uri()
+        self.pgdata = Path(self._server.pgdata)
+        self._pg_ctl = Path(pgserver.__file__).parent / "pginstall" / "bin" / "pg_ctl"
+        self._user = self._server.system_user
+        [self._socket_dir] = parse_qs(urlsplit(self.url).query)["host"]
+
+    def _ctl(self, *args: str, check: bool = True) -> None:
+        with (self.pgdata.parent / f"{self.pgdata.name}-pg_ctl.out").open("ab") as out:
+            subprocess.run(
+                [str(self._pg_ctl), "-D", str(self.pgdata), "-w", "-t", "60", *args],
+                check=check,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+                user=self._user,
+                timeout=90,
+            )
+
+    def stop(self, *, check: bool = True) -> None:
+        self._ctl("-m", "fast", "stop", check=check)
+
+    def start(self) -> None:
+        self._ctl(
+            "-l", str(self.pgdata / "log"), "-o", f'-h "" -k {self._socket_dir}', "start"
+        )
+
+    def cleanup(self) -> None:
+        self.stop(check=False)  # whichever postmaster runs now
+        self._server.cleanup()
+
+
+@pytest.fixture
+def own_server() -> Iterator[OwnServer]:
+    server = OwnServer()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.mark.slow
+async def test_workers_reconnect_after_a_database_restart_and_lose_nothing(
+    own_server: OwnServer, unique_prefix: str, tmp_path: Path
+) -> None:
+    url = own_server.url
+    create_marks_table(url, unique_prefix)
+    tables = Tables(url, unique_prefix)
+    plans = make_plans(EXECUTIONS, seed=20_053, long_share=0.3)
+    roots: dict[str, Any] = {}
+    async with await open_store(url, table_prefix=unique_prefix) as store:
+        client = await app.client(store)
+        for plan in plans.roots:
+            roots[await client.create(FLOW, owner_id="restart", integration=plan)] = plan
+
+    settings = worker_settings("postgres")
+    workers = [
+        WorkerProcess(url, unique_prefix, url, f"restart-{n}", tmp_path / "logs", settings)
+        for n in range(WORKERS)
+    ]
+    began = time.monotonic()
+    try:
+        done_before = await _wait_completed(tables, plans.total // 4, workers)
+        down_at = time.monotonic()
+        await asyncio.to_thread(own_server.stop)
+        await asyncio.sleep(OUTAGE_S)
+        await asyncio.to_thread(own_server.start)
+        up_at = time.monotonic()
+        restarted_wall = time.time()
+
+        await wait_all_finished(tables, plans.total, workers, within=120)
+        finished_s = time.monotonic() - up_at
+        async with await open_store(url, table_prefix=unique_prefix) as store:
+            # The recovery service came back too: a dead run is swept up by some worker.
+            ghost_record, _ = await wait_recovered(store, await plant_dead_run(store), within=30)
+            stats = await store.get_stats()
+        codes = [await w.terminate() for w in workers]
+    finally:
+        stop_processes(workers)
+    assert codes == [0] * WORKERS, "\n".join(w.tail() for w in workers)
+
+    marks = read_marks(url, unique_prefix)
+    executions = await tables.executions()
+    recoveries = [r for r in await tables.recoveries() if r.execution_id in executions]
+    acc = account(
+        root_ids=roots,
+        executions={k: v for k, v in executions.items() if v.id != ghost_record.execution_id},
+        recoveries=[r for r in recoveries if r.execution_id != ghost_record.execution_id],
+        marks=marks,
+        strict=False,  # a flow whose write met the outage may count a failure of its own
+    )
+    finished_after = {m[2] for m in marks if m[0] == "finish" and m[4] > restarted_wall}
+    reconnect_notes = sum("failed" in w.log() or "unavailable" in w.log() for w in workers)
+    print(
+        f"\ndatabase restart: {done_before} of {plans.total} completed before the server was "
+        f"stopped {down_at - began:.1f} s in; down {up_at - down_at:.1f} s; all finished "
+        f"{finished_s:.1f} s after it was back; executions={acc.executions} "
+        f"completed={acc.completed} recoveries={acc.recoveries} "
+        f"{dict(acc.recoveries_by_reason)} flow_retries={acc.flow_retries} "
+        f"finished-but-taken-over={acc.finishes_not_accepted} duplicates={acc.duplicates} "
+        f"lost={acc.lost}; workers finishing runs after the restart: {sorted(finished_after)}; "
+        f"workers that logged the outage: {reconnect_notes}/{WORKERS}"
+    )
+    assert acc.problems == [], acc.problems
+    assert (acc.lost, acc.unexpected, acc.duplicates) == (0, 0, 0)
+    assert acc.executions == acc.completed == plans.total
+    assert stats.active_claims == 0
+    assert finished_after == {w.worker_id for w in workers}, "every worker reconnected"
+    assert ghost_record.recovered_by_worker in {w.worker_id for w in workers}
+
+
+async def _wait_completed(tables: Tables, count: int, workers: list[WorkerProcess]) -> int:
+    deadline = time.monotonic() + 60
+    while True:
+        completed = (await tables.status_counts())["completed"]
+        if completed >= count:
+            return completed
+        assert all(w.alive for w in workers), "\n".join(w.tail() for w in workers)
+        assert time.monotonic() < deadline, f"only {completed} completed"
+        await asyncio.sleep(0.1)
