@@ -63,7 +63,9 @@ async def test_an_expected_status_that_can_never_lead_there_is_bad_input(
     with pytest.raises(ValidationError, match="expected_status"):
         await store.update_execution_status(
             UpdateExecutionStatusParams(
-                execution_id, S.PAUSED, expected_status="sleeping"  # type: ignore[arg-type]
+                execution_id,
+                S.PAUSED,
+                expected_status="sleeping",  # type: ignore[arg-type]
             )
         )
     still = await store.get(execution_id)

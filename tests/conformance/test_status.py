@@ -243,3 +243,21 @@ async def test_paused_execution_keeps_its_claim_until_released(store: ExecutionS
     # Paused: not claimable even with no lease on it.
     assert await store.claim_execution(execution.id, OTHER_WORKER, 60_000) is None
     assert await store.claim_next(OTHER_WORKER, 60_000, limit=10) == []
+
+
+async def test_expected_status_is_compare_and_set(store: ExecutionStore) -> None:
+    execution, lease = await start_running(store)
+    assert await set_status(store, execution.id, S.PAUSED, lease, expected_status=S.RUNNING)
+    before = await get_existing(store, execution.id)
+    # A resume that expects `running` finds it paused: refused, nothing changes.
+    with pytest.raises(InvalidTransition):
+        await set_status(store, execution.id, S.RUNNING, lease, expected_status=S.RUNNING)
+    with pytest.raises(InvalidTransition):
+        await set_status(store, execution.id, S.STOPPED, expected_status=S.CREATED)
+    assert await get_existing(store, execution.id) == before
+    assert await set_status(store, execution.id, S.RUNNING, lease, expected_status=S.PAUSED)
+    assert (await get_existing(store, execution.id)).status is S.RUNNING
+
+
+async def test_expected_status_of_unknown_execution_is_false(store: ExecutionStore) -> None:
+    assert await set_status(store, "EX-unknown", S.RUNNING, expected_status=S.PAUSED) is False

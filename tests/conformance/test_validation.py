@@ -15,6 +15,7 @@ import pytest
 from flowexec import open_store
 from flowexec.errors import ConfigError, FlowexecError, ValidationError
 from flowexec.model import (
+    DEFAULT_MAX_DEPTH,
     MAX_ID_LENGTH,
     MAX_JSON_BYTES,
     MAX_LIMIT,
@@ -31,6 +32,7 @@ from .helpers import (
     FLOW,
     WORKER,
     S,
+    StoreFactory,
     World,
     build_child,
     build_root,
@@ -168,6 +170,7 @@ async def test_create_rejects_bad_executions(store: ExecutionStore) -> None:
 
 
 async def test_create_rejects_depth_over_the_limit(store: ExecutionStore) -> None:
+    assert store.max_depth == DEFAULT_MAX_DEPTH == 100
     chain = await create_chain(store, 101)  # depths 0..100: the limit is 100
     assert chain[-1].execution_depth == 100
     assert (await store.get(chain[-1].id)) is not None
@@ -177,6 +180,17 @@ async def test_create_rejects_depth_over_the_limit(store: ExecutionStore) -> Non
         await store.create(too_deep)
     assert await store.get(too_deep.id) is None
     assert await store.get_child_executions(chain[-1].id) == []
+
+
+async def test_create_respects_a_configured_max_depth(store_factory: StoreFactory) -> None:
+    store = await store_factory(max_depth=2)
+    assert store.max_depth == 2
+    chain = await create_chain(store, 3)
+    too_deep = new_execution(FLOW, "owner-1", parent=chain[-1], max_depth=1000)
+    with pytest.raises(ValidationError):
+        await store.create(too_deep)
+    assert await store.get(too_deep.id) is None
+    assert [n.id for n in await store.get_execution_tree(chain[0].id)] == [e.id for e in chain]
 
 
 async def test_create_rejects_a_child_whose_parent_is_in_another_tree(
@@ -269,6 +283,7 @@ async def test_update_execution_status_validates(store: ExecutionStore) -> None:
         ("error_node_id not text", _update(status=S.FAILED, error_node_id=["n"])),
         ("result not JSON", _update(status=S.COMPLETED, result={"s": {1}})),
         ("result NaN", _update(status=S.COMPLETED, result=float("nan"))),
+        *each("expected_status", ["bogus", "", 7], lambda v: _update(expected_status=v)),
     ]
     await check_rejected(store, world, cases)
 
@@ -473,6 +488,15 @@ async def test_operations_arguments_are_validated(store: ExecutionStore) -> None
     # The lock calls above took nothing: another caller can still take each lock.
     assert await store.try_acquire_recovery_lock(1) is True
     assert await store.release_recovery_lock(1) is True
+
+
+async def test_bad_max_depth_is_a_typed_error(
+    store: ExecutionStore, store_url: str, unique_prefix: str
+) -> None:
+    for max_depth in (-1, "3", 1.5):
+        with pytest.raises((ValidationError, ConfigError)) as info:
+            await open_store(store_url, table_prefix=unique_prefix, max_depth=max_depth)
+        assert str(info.value)
 
 
 async def test_bad_table_prefix_is_a_typed_error(store_url: str) -> None:
