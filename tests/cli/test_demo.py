@@ -1,16 +1,21 @@
-"""`flowexec demo` on a given database: the scenario happens, and what it claims is in the store.
+"""`flowexec demo`: the scenario happens, and what it says it did (and left) is true.
 
-The throwaway-database mode runs in `test_fresh_install.py`, from a freshly installed package.
+The default throwaway database runs in `test_fresh_install.py`, from a freshly installed package.
 """
 
 from __future__ import annotations
 
+import json
+import re
+import shutil
 import tempfile
 from pathlib import Path
 
 from tests.cli.conftest import Cli
+from typer.testing import CliRunner
 
 from flowexec import demo
+from flowexec.cli import app
 from flowexec.model import ExecutionStatus, RecoveryReason
 from flowexec.store.protocol import ExecutionStore
 
@@ -55,3 +60,20 @@ async def test_demo_on_the_given_database(cli: Cli, store: ExecutionStore) -> No
         assert report.execution.result == {"sections": demo.SECTIONS_PER_REPORT, "attempt": 2}
         assert report.total_nested == demo.SECTIONS_PER_REPORT * 2  # re-run made no duplicates
     assert await store.get_active_claims() == []
+
+
+def test_demo_keep_leaves_the_database_it_names() -> None:
+    result = CliRunner().invoke(app, ["demo", "--keep"], env={"FLOWEXEC_DATABASE_URL": None})
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    kept = re.search(r"kept the demo's directory (\S+)", result.stdout)
+    assert kept is not None, result.stdout
+    directory = Path(kept.group(1))
+    try:
+        assert (directory / "demo.db").exists() and (directory / "doomed-worker.log").exists()
+        url = f"sqlite:///{directory / 'demo.db'}"
+        assert f"look inside: flowexec --database-url {url} ls demo.order" in result.stdout
+        listed = CliRunner().invoke(app, ["--database-url", url, "ls", demo.ORDER_FLOW, "--json"])
+        assert listed.exit_code == 0, listed.stderr
+        assert len(json.loads(listed.stdout)["executions"]) == demo.ORDERS
+    finally:
+        shutil.rmtree(directory)

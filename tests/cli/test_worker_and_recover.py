@@ -180,3 +180,9 @@ async def test_recover_once_reports_what_it_did(cli: Cli, store: ExecutionStore)
 )
 async def test_worker_refuses_a_bad_app(cli: Cli, app_spec: str, message: str) -> None:
     assert_one_line_error(await cli("worker", "--app", app_spec), 2, message)
+
+
+async def test_worker_refuses_a_heartbeat_slower_than_its_lease(cli: Cli) -> None:
+    result = await cli("worker", "--app", "tests.cli.cli_app:app",
+                       "--claim-timeout-ms", "1000", "--heartbeat-ms", "1000")
+    assert_one_line_error(result, 2, "heartbeat_interval_ms")
