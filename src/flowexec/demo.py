@@ -1,12 +1,12 @@
 """The app and the scenario behind `flowexec demo`: what flowexec promises, shown in seconds.
 
 Two workers share one database. The first runs in a subprocess and takes the two report
-executions; the demo kills it with SIGKILL in the middle of their runs. The second runs in this
-process: it works through three order trees (each order emits parcels, parcels emit items,
-items emit labels: four levels), one of whose nodes fails once and succeeds on retry, and its
-recovery service notices the dead worker's expired leases and runs the reports again. Re-running
-a report emits its sections again, which lands on the sections it already made instead of
-duplicating them.
+executions; the demo kills it with SIGKILL in the middle of their runs. The second runs in
+this process: it works through three order trees (each order emits parcels, parcels emit
+items, items emit labels: three levels below the order), one of whose nodes fails once and
+succeeds on retry, and its recovery service notices the dead worker's expired leases and runs
+the reports again. Re-running a report emits its sections again, which lands on the sections
+it already made instead of duplicating them.
 
 Run the flows yourself: `flowexec worker --app flowexec.demo:app`.
 """

@@ -38,7 +38,11 @@ def run_demo_command(
         bool, typer.Option("--keep", help="Keep the temporary database and print its path.")
     ] = False,
 ) -> None:
-    """Run an example app: nested executions, a retry, a worker killed and recovered."""
+    """Run an example app: nested executions, a retry, a worker killed and recovered.
+
+    Throwaway SQLite unless --database-url is given; FLOWEXEC_DATABASE_URL is not read.
+    """
+    # Not reading the variable keeps demo executions out of a configured production database.
     settings = settings_of(ctx)
     if not settings.debug:
         quiet_runtime_logs(ctx)
