@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import random
+import re
 import sqlite3
 import time
 from collections.abc import Callable
@@ -79,6 +80,7 @@ _UNAVAILABLE_CODES = frozenset(
 )  # PERM, READONLY, IOERR, CORRUPT, FULL, CANTOPEN, PROTOCOL, NOLFS, AUTH, NOTADB
 
 _SYNCHRONOUS = ("full", "normal")
+_COMMENTS = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
 _FIRST_RETRY_S = 0.001
 _MAX_RETRY_S = 0.05
 
@@ -110,20 +112,20 @@ def split_statements(script: str) -> list[str]:
     """A migration script as single statements.
 
     `executescript` would commit the migration transaction first, so the runner executes
-    statement by statement; `sqlite3.complete_statement` knows about quotes and comments.
+    statement by statement; `sqlite3.complete_statement` knows about quotes, comments and
+    trigger bodies. Text after the last statement may only be comments.
     """
     statements: list[str] = []
     buffer = ""
-    for piece in script.split(";"):
+    pieces = script.split(";")
+    for piece in pieces[:-1]:
         buffer += piece + ";"
         if sqlite3.complete_statement(buffer):
             statements.append(buffer.strip())
             buffer = ""
-    rest = "\n".join(
-        line for line in buffer[:-1].splitlines() if not line.strip().startswith("--")
-    )
-    if rest.strip():
-        raise ConfigError(f"migration script ends in an incomplete statement: {rest.strip()!r}")
+    rest = _COMMENTS.sub("", buffer + pieces[-1]).strip()
+    if rest:
+        raise ConfigError(f"migration script ends in an incomplete statement: {rest[:80]!r}")
     return statements
 
 
@@ -147,12 +149,12 @@ def parse_sqlite_url(url: str) -> SqliteTarget:
     scheme, sep, rest = url.partition("://")
     if not sep or scheme.lower() != "sqlite":
         raise ConfigError(f"{url!r} is not a SQLite URL: {usage}")
+    if not rest.strip("/"):
+        raise ConfigError(f"SQLite URL {url!r} names no database file: {usage}")
     if not rest.startswith("/"):
         host = rest.split("/", 1)[0]
         raise ConfigError(f"SQLite URL {url!r} names a host ({host!r}); it takes none: {usage}")
     path = rest[1:]
-    if not path:
-        raise ConfigError(f"SQLite URL {url!r} names no database file: {usage}")
     if "?" in path or "#" in path:
         raise ConfigError(
             f"SQLite URL {url!r} has a query string or fragment; pass options to open_store "
@@ -350,10 +352,11 @@ class SqliteExecutionStore(SqlExecutionStore):
         self._conn = conn
 
     def _disconnect(self) -> None:
+        # No `PRAGMA optimize`: without sqlite_stat1 the planner picks the partial indexes
+        # from the schema alone, and a table that was all-finished at ANALYZE time cannot
+        # later talk it into scanning.
         conn, self._conn = self._conn, None
         if conn is not None:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("PRAGMA optimize")
             conn.close()
 
     def _retrying(self, attempt: Callable[[], T]) -> T:
