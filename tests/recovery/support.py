@@ -435,8 +435,9 @@ def account(
             if attempt > accepted[1]:
                 acc.problem(f"{row.id}: run {(worker_id, attempt)} after the accepted one")
             elif strict and (attempt > n or own[attempt - 1].previous_worker_id != worker_id):
+                record = own[attempt - 1] if attempt <= n else None
                 acc.problem(f"{row.id}: run {(worker_id, attempt)} ended without its "
-                            f"takeover recorded: {own[attempt - 1]}")
+                            f"takeover recorded: {record}")
         for worker_id, attempt in finishes[row.id]:
             if (worker_id, attempt) == accepted:
                 continue

@@ -8,6 +8,7 @@ import asyncio
 import subprocess
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from flowexec import open_store
+from flowexec import ExecutionStatus, open_store
 
 from .chaos_app import FLOW, app, create_marks_table, read_marks
 from .support import (
@@ -35,6 +36,8 @@ EXECUTIONS = 400
 WORKERS = 4
 OUTAGE_S = 3 * LEASE_MS / 1000
 """Down for longer than a lease, so that the outage costs leases and recovery must act."""
+PROBES = WORKERS * int(worker_settings("postgres")["concurrency"])
+PROBE = {"sleeps": [3.0], "children": []}
 
 
 class OwnServer:
@@ -118,6 +121,14 @@ async def test_workers_reconnect_after_a_database_restart_and_lose_nothing(
         await wait_all_finished(tables, plans.total, workers, within=120)
         finished_s = time.monotonic() - up_at
         async with await open_store(url, table_prefix=unique_prefix) as store:
+            # Every worker claims again: as many 3 s runs as all of them can hold at once
+            # cannot be finished in time without each of them.
+            client = await app.client(store)
+            probes = [
+                await client.create(FLOW, owner_id="probe", integration=PROBE)
+                for _ in range(PROBES)
+            ]
+            probed = [await client.wait(p, timeout=60) for p in probes]
             # The recovery service came back too: a dead run is swept up by some worker.
             ghost_record, _ = await wait_recovered(store, await plant_dead_run(store), within=30)
             stats = await store.get_stats()
@@ -129,14 +140,18 @@ async def test_workers_reconnect_after_a_database_restart_and_lose_nothing(
     marks = read_marks(url, unique_prefix)
     executions = await tables.executions()
     recoveries = [r for r in await tables.recoveries() if r.execution_id in executions]
+    others = {ghost_record.execution_id, *probes}
     acc = account(
         root_ids=roots,
-        executions={k: v for k, v in executions.items() if v.id != ghost_record.execution_id},
-        recoveries=[r for r in recoveries if r.execution_id != ghost_record.execution_id],
+        executions={k: v for k, v in executions.items() if v.id not in others},
+        recoveries=[r for r in recoveries if r.execution_id not in others],
         marks=marks,
         strict=False,  # a flow whose write met the outage may count a failure of its own
     )
-    finished_after = {m[2] for m in marks if m[0] == "finish" and m[4] > restarted_wall}
+    finished_after = {
+        m[2] for m in marks if m[0] == "finish" and m[4] > restarted_wall and m[1] not in others
+    }
+    probed_by = Counter(p.result["worker"] for p in probed)
     reconnect_notes = sum("failed" in w.log() or "unavailable" in w.log() for w in workers)
     print(
         f"\ndatabase restart: {done_before} of {plans.total} completed before the server was "
@@ -146,13 +161,15 @@ async def test_workers_reconnect_after_a_database_restart_and_lose_nothing(
         f"{dict(acc.recoveries_by_reason)} flow_retries={acc.flow_retries} "
         f"finished-but-taken-over={acc.finishes_not_accepted} duplicates={acc.duplicates} "
         f"lost={acc.lost}; workers finishing runs after the restart: {sorted(finished_after)}; "
+        f"probe runs per worker: {dict(sorted(probed_by.items()))}; "
         f"workers that logged the outage: {reconnect_notes}/{WORKERS}"
     )
     assert acc.problems == [], acc.problems
     assert (acc.lost, acc.unexpected, acc.duplicates) == (0, 0, 0)
     assert acc.executions == acc.completed == plans.total
     assert stats.active_claims == 0
-    assert finished_after == {w.worker_id for w in workers}, "every worker reconnected"
+    assert {p.status for p in probed} == {ExecutionStatus.COMPLETED}
+    assert set(probed_by) == {w.worker_id for w in workers}, "every worker claims again"
     assert ghost_record.recovered_by_worker in {w.worker_id for w in workers}
 
 

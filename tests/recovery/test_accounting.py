@@ -1,0 +1,84 @@
+"""The chaos test's bookkeeping catches what it is there to catch: a second completed run, a
+run taken over without a recovery record, a lost or an extra child, a miscounted failure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .support import ExecutionRow, RecoveryRow, account
+
+PLAN: dict[str, Any] = {"sleeps": [0.1], "children": [{"i": 0, "sleeps": [0.1]}]}
+
+
+def _row(id: str, *, parent: str | None = None, failures: int = 0, worker: str = "w2",
+         status: str = "completed", i: int = 0) -> ExecutionRow:
+    events = None if parent is None else [{"event_name": "spawn", "payload": {"i": i}}]
+    return ExecutionRow(id, parent, status, failures, {"worker": worker, "attempt": failures + 1},
+                        events, None, None)
+
+
+def _record(n: int, execution_id: str, previous: str) -> RecoveryRow:
+    return RecoveryRow(n, execution_id, "w9", "expired_claim", "running", previous)
+
+
+def _marks(*runs: tuple[str, str, int, bool]) -> list[tuple[str, str, str, int, float]]:
+    """(execution, worker, attempt, finished) -> start (and finish) marks."""
+    marks = []
+    for execution_id, worker, attempt, finished in runs:
+        marks.append(("start", execution_id, worker, attempt, 0.0))
+        if finished:
+            marks.append(("finish", execution_id, worker, attempt, 0.0))
+    return marks
+
+
+def _clean() -> dict[str, Any]:
+    """Root R ran on w1 (killed after finishing its work, taken over), then on w2; child C once."""
+    return {
+        "root_ids": {"R": PLAN},
+        "executions": {"R": _row("R", failures=1), "C": _row("C", parent="R")},
+        "recoveries": [_record(1, "R", "w1")],
+        "marks": _marks(("R", "w1", 1, True), ("R", "w2", 2, True), ("C", "w2", 1, True)),
+    }
+
+
+def test_a_clean_history_is_accepted() -> None:
+    acc = account(**_clean())
+    assert acc.problems == []
+    assert (acc.completed, acc.recoveries, acc.finishes_not_accepted) == (2, 1, 1)
+    assert (acc.duplicates, acc.lost, acc.unexpected) == (0, 0, 0)
+
+
+def test_a_second_finished_run_without_a_takeover_is_a_duplicate() -> None:
+    case = _clean()
+    case["recoveries"] = [_record(1, "R", "w3")]  # w1's run was never taken over
+    acc = account(**case)
+    assert acc.duplicates == 1
+    assert any("second completed run" in p for p in acc.problems)
+    assert any("without its takeover recorded" in p for p in acc.problems)
+
+
+def test_two_runs_of_one_attempt_are_a_duplicate() -> None:
+    case = _clean()
+    case["marks"] += _marks(("C", "w3", 1, False))
+    acc = account(**case)
+    assert acc.duplicates == 1
+    assert any("2 runs started as attempt 1" in p for p in acc.problems)
+
+
+def test_a_lost_child_and_an_unexpected_one_are_counted() -> None:
+    lost = _clean()
+    del lost["executions"]["C"]
+    assert account(**lost).lost == 1
+    extra = _clean()
+    extra["executions"]["D"] = _row("D", parent="R", i=1)
+    assert account(**extra).unexpected == 1
+
+
+def test_failure_count_must_match_the_recovery_records() -> None:
+    case = _clean()
+    case["recoveries"] = []
+    acc = account(**case)
+    assert any("failure_count 1 but 0 recovery records" in p for p in acc.problems)
+    unfinished = _clean()
+    unfinished["executions"]["C"] = _row("C", parent="R", status="running")
+    assert any("ended running" in p for p in account(**unfinished).problems)
