@@ -227,7 +227,7 @@ class SqliteExecutionStore(SqlExecutionStore):
         self._conn: sqlite3.Connection | None = None  # touched only on the executor's thread
         self._statements: dict[str, str] = {}
         self._last_now = 0  # the latest clock reading handed out, in microseconds
-        self._data_version: int | None = None  # changes when another connection commits
+        self._data_version = 0  # the last PRAGMA data_version seen; others' commits change it
         self._closed = False
         # lock id -> file descriptor holding the flock (None for an in-memory database)
         self._held_locks: dict[int, int | None] = {}
@@ -816,29 +816,29 @@ class SqliteExecutionStore(SqlExecutionStore):
         `poll_interval_s`, and otherwise after `timeout_s`.
 
         SQLite has no NOTIFY. `PRAGMA data_version` tells, without reading a table, whether
-        another connection (another store or process) committed since the last look; such a
-        commit may have queued work, so the worker looks. A worker that keeps waking up for
-        other commits does so at most once per poll interval.
+        another connection (another store or process) committed since the store last looked;
+        such a commit may have queued work, so the worker looks. A worker that keeps waking
+        up for other commits does so at most once per poll interval.
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(float(timeout_s), 0.0)
+        seen = self._data_version
         while True:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return
             if await self._wait_local(min(self._poll_interval_s, remaining)):
                 return
-            if await self._call(lambda: self._retrying(self._others_committed)):
+            version = await self._call(lambda: self._retrying(self._read_data_version))
+            self._data_version = version
+            if version != seen:
                 return
 
-    def _others_committed(self) -> bool:
+    def _read_data_version(self) -> int:
         conn = self._conn
         if conn is None:
             raise StoreUnavailable(f"the SQLite store on {self._target.display} is closed")
-        version = int(conn.execute(Q.DATA_VERSION).fetchone()["data_version"])
-        changed = version != self._data_version
-        self._data_version = version
-        return changed
+        return int(conn.execute(Q.DATA_VERSION).fetchone()["data_version"])
 
     # ------------------------------------------------------------ operations
 
