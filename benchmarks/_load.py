@@ -19,7 +19,9 @@ from psycopg import sql
 
 from benchmarks._postgres import PostgresBench
 
-DEAD_WORKER = "bench-dead-worker"
+OTHER_WORKER = "bench-other-worker"
+"""Holds the claims of loaded `running` executions (a dead worker, or a live one elsewhere)."""
+LIVE_LEASE_S = 30 * 24 * 3600
 
 _EXECUTIONS = """
 INSERT INTO {p}executions (
@@ -59,7 +61,8 @@ CROSS JOIN LATERAL (
 _CLAIMS = """
 INSERT INTO {p}execution_claims (
     execution_id, worker_id, claimed_at, expires_at, heartbeat_at, status, epoch)
-SELECT id, %(worker)s, created_at, created_at + interval '30 seconds', created_at, %(claim)s, 1
+SELECT id, %(worker)s, created_at, created_at + make_interval(secs => %(lease_s)s),
+       created_at, %(claim)s, 1
 FROM {p}executions WHERE starts_with(id, %(id_prefix)s)
 """
 
@@ -76,7 +79,10 @@ class Load:
     """Root i's tree has `size + i % size_cycle` nodes."""
     flow_id: str = "bench-flow"
     claim: str | None = None
-    """A claim row per execution: `released` (finished history) or `active` (expired)."""
+    """A claim row per execution: `released` (finished history) or `active`."""
+    lease_s: int = 30
+    """How long after creation an `active` claim expires (they are created an hour ago or more:
+    30 s means dead workers, 30 days live ones)."""
 
 
 async def load(pg: PostgresBench, prefix: str, *loads: Load, vacuum: bool = False) -> int:
@@ -93,7 +99,7 @@ async def load(pg: PostgresBench, prefix: str, *loads: Load, vacuum: bool = Fals
                     "size_cycle": spec.size_cycle,
                     "status": spec.status,
                     "flow_id": spec.flow_id,
-                    "worker": DEAD_WORKER,
+                    "worker": OTHER_WORKER,
                     "epoch": 0 if spec.claim is None else 1,
                 },
             )
@@ -101,7 +107,8 @@ async def load(pg: PostgresBench, prefix: str, *loads: Load, vacuum: bool = Fals
             if spec.claim is not None:
                 await conn.execute(
                     _CLAIMS.replace("{p}", prefix).encode(),
-                    {"id_prefix": spec.id_prefix, "worker": DEAD_WORKER, "claim": spec.claim},
+                    {"id_prefix": spec.id_prefix, "worker": OTHER_WORKER, "claim": spec.claim,
+                     "lease_s": spec.lease_s},
                 )
         for table in ("executions", "execution_claims"):
             verb = "VACUUM (ANALYZE)" if vacuum else "ANALYZE"

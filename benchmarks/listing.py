@@ -169,6 +169,8 @@ async def _measure(ctx: Context, pg: PostgresBench, store: ExecutionStore, prefi
         await conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(f"{prefix}executions")))
         await _check(listing)
         results |= await repeat(ctx.reps, [
+            ("fx2_first", timed(listing.flowexec(False))),
+            ("fx2_deep", timed(listing.flowexec(True))),
             ("refidx_first", timed(listing.reference(False))),
             ("refidx_deep", timed(listing.reference(True))),
         ])
@@ -207,15 +209,17 @@ def _table(ctx: Context, trees: int, rows: int, r: dict[str, Stats]) -> Table:
     row("flowexec get_root_executions (API, model objects)", r["fx_first"], r["fx_deep"])
     row("flowexec statement only (driver rows)", r["fx_sql_first"], r["fx_sql_deep"])
     row("reference query on flowexec's indexes", r["ref_first"], r["ref_deep"])
-    row("reference query with its own (flow_id, execution_depth, created_at) index",
-        r["refidx_first"], r["refidx_deep"])
+    table.add("*with the reference's (flow_id, execution_depth, created_at) index added:*",
+              "", "", "")
+    row("flowexec get_root_executions (API, model objects)", r["fx2_first"], r["fx2_deep"])
+    row("reference query with its own index", r["refidx_first"], r["refidx_deep"])
     table.add(f"flowexec get_execution_tree, {TREE_NODES:,} nodes (API)", r["tree"].cell(),
               "", "")
     table.add(f"flowexec subtree statement only, {TREE_NODES:,} nodes", r["tree_sql"].cell(),
               "", "")
-    for label, ref in (("", "ref"), (" (reference with its index)", "refidx")):
+    for label, fx, ref in (("", "fx", "ref"), (" with its own index", "fx2", "refidx")):
         for page in ("first", "deep"):
-            speedup = ratio(r[f"{ref}_{page}"], r[f"fx_{page}"])
+            speedup = ratio(r[f"{ref}_{page}"], r[f"{fx}_{page}"])
             table.targets.append(Target(
                 f"{page} page ≥ {TARGET_SPEEDUP:g}x faster than the reference{label}",
                 f"{fmt(speedup)}x", speedup >= TARGET_SPEEDUP))
@@ -226,7 +230,8 @@ def _table(ctx: Context, trees: int, rows: int, r: dict[str, Stats]) -> Table:
         "Each figure is the median call time of a repetition (at least "
         f"{ctx.seconds(0.5, 0.05):g} s of calls), then median (min-max) over repetitions.",
         "Speed-ups compare the store API (model objects included) with the reference's bare "
-        "statement; both return the same roots with the same aggregates (checked).",
+        "statement, measured in the same repetitions; both return the same roots with the same "
+        "aggregates (checked).",
     ]
     return table
 
