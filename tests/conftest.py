@@ -1,4 +1,4 @@
-"""Real databases for every test: a PostgreSQL server (given, or started from `pgserver`) and SQLite files."""
+"""Real databases for every test: PostgreSQL (given, or from `pgserver`) and SQLite files."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def drop_prefixed_tables(url: str, prefix: str) -> None:
             (prefix,),
         ).fetchall()
         for (name,) in rows:
-            conn.execute(f'DROP TABLE IF EXISTS "{name}" CASCADE')  # noqa: S608 - names from pg_tables
+            conn.execute(f'DROP TABLE IF EXISTS "{name}" CASCADE')  # names from pg_tables
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flowexec.cli.session import UsageError
-from flowexec.model import Execution, ExecutionStatus, RootExecution, check_id
+from flowexec.model import RootExecution, check_id
 
 _VERSION = 1
 
@@ -64,16 +64,5 @@ class PageCursor:
             )
         return cursor
 
-    def as_position(self) -> RootExecution:
-        """The store pages after a `RootExecution`; only its (created_at, id) are read."""
-        marker = Execution(
-            id=self.execution_id,
-            flow_id=self.flow_id,
-            owner_id="cursor",
-            root_execution_id=self.execution_id,
-            parent_execution_id=None,
-            status=ExecutionStatus.CREATED,
-            created_at=self.created_at,
-            updated_at=self.created_at,
-        )
-        return RootExecution(execution=marker, levels=0, total_nested=0)
+    def as_position(self) -> tuple[datetime, str]:
+        return self.created_at, self.execution_id

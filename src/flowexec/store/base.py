@@ -248,7 +248,12 @@ def build_tree(rows: Sequence[tuple[Row, int]]) -> list[ExecutionTreeNode]:
     ]
 
 
-def page_cursor(after: datetime | RootExecution | None) -> tuple[datetime, str] | None:
+PagePosition = datetime | RootExecution | tuple[datetime, str]
+"""Where a root listing resumes: the reference's datetime, a row returned earlier, or the
+(created_at, id) pair of one (what a serialised cursor carries)."""
+
+
+def page_cursor(after: PagePosition | None) -> tuple[datetime, str] | None:
     """Keyset position: rows strictly before (created_at, id), newest first.
 
     A bare datetime (the reference's cursor) means "created before it": the empty id sorts
@@ -260,8 +265,11 @@ def page_cursor(after: datetime | RootExecution | None) -> tuple[datetime, str] 
         return after.execution.created_at.astimezone(UTC), after.execution.id
     if isinstance(after, datetime):
         return check_datetime(after, "after"), ""
+    if isinstance(after, tuple) and len(after) == 2:
+        return check_datetime(after[0], "after[0]"), check_id(after[1], "after[1]")
     raise ValidationError(
-        f"after must be a datetime, a RootExecution or None, not {type(after).__name__}"
+        "after must be a datetime, a RootExecution, a (created_at, id) pair or None, "
+        f"not {type(after).__name__}"
     )
 
 
@@ -524,7 +532,7 @@ class SqlExecutionStore(ABC):
         self,
         flow_id: str,
         limit: int = 50,
-        after: datetime | RootExecution | None = None,
+        after: PagePosition | None = None,
         *,
         owner_id: str | None = None,
     ) -> list[RootExecution]:

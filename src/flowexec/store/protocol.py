@@ -98,11 +98,15 @@ class ExecutionStore(Protocol):
         self,
         flow_id: str,
         limit: int = 50,
-        after: datetime | RootExecution | None = None,
+        after: datetime | RootExecution | tuple[datetime, str] | None = None,
         *,
         owner_id: str | None = None,
     ) -> list[RootExecution]:
-        """Roots of a flow, newest first, keyset-paginated on (created_at, id)."""
+        """Roots of a flow, newest first, keyset-paginated on (created_at, id).
+
+        `after` is the reference's datetime (roots created before it), a `RootExecution`
+        returned earlier, or its (created_at, id) pair.
+        """
         ...
 
     async def get_child_executions(self, parent_id: str) -> list[Execution]: ...

@@ -20,7 +20,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from flowexec.errors import StoreUnavailable
+from flowexec.errors import ConfigError, StoreUnavailable
 from flowexec.model import DEFAULT_MAX_DEPTH, StoreStats
 from flowexec.store import migrations
 from flowexec.store.base import (
@@ -52,6 +52,10 @@ def _namespace(table_prefix: str) -> int:
 
 
 _OPERATIONAL = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 class PostgresExecutionStore(SqlExecutionStore):
@@ -93,11 +97,24 @@ class PostgresExecutionStore(SqlExecutionStore):
 
     @classmethod
     async def open(
-        cls, url: str, *, migrate: bool = True, **options: Any
+        cls, url: str, *, migrate: bool = True, connect_timeout_s: int = 10, **options: Any
     ) -> PostgresExecutionStore:
         store = cls(url, **options)
+        # One direct connection first: a wrong host, port or password fails at once with the
+        # server's own reason, where the pool would retry quietly until its timeout.
         try:
-            await store._pool.open(wait=True, timeout=10)
+            probe = await psycopg.AsyncConnection.connect(
+                url, connect_timeout=connect_timeout_s, **store._connect_kwargs
+            )
+        except _OPERATIONAL as exc:
+            raise StoreUnavailable(
+                f"cannot connect to PostgreSQL at {redact(url)}: {_first_line(exc)}"
+            ) from exc
+        except psycopg.ProgrammingError as exc:  # a conninfo psycopg cannot parse
+            raise ConfigError(f"bad PostgreSQL URL {redact(url)!r}: {_first_line(exc)}") from exc
+        await probe.close()
+        try:
+            await store._pool.open(wait=True, timeout=connect_timeout_s)
         except PoolTimeout as exc:
             await store._pool.close()
             raise StoreUnavailable(f"cannot connect to PostgreSQL at {redact(url)}") from exc
@@ -132,8 +149,8 @@ class PostgresExecutionStore(SqlExecutionStore):
                 yield conn
         except psycopg.errors.UndefinedTable as exc:
             raise StoreUnavailable(
-                f"flowexec tables with prefix {self.table_prefix!r} do not exist: "
-                "run `flowexec migrate` or open the store with migrate=True"
+                f"flowexec tables with prefix {self.table_prefix!r} do not exist in this "
+                "database: run `flowexec migrate` (or open_store(..., migrate=True))"
             ) from exc
         except _OPERATIONAL as exc:
             raise StoreUnavailable(f"PostgreSQL at {redact(self._url)} failed: {exc}") from exc
