@@ -20,9 +20,7 @@ async def test_a_pair_pages_like_the_row_it_names(store: ExecutionStore) -> None
     first = await store.get_root_executions("flow", limit=2)
     last = first[-1].execution
     by_row = await store.get_root_executions("flow", limit=10, after=first[-1])
-    by_pair = await store.get_root_executions(
-        "flow", limit=10, after=(last.created_at, last.id)
-    )
+    by_pair = await store.get_root_executions("flow", limit=10, after=(last.created_at, last.id))
     assert [r.execution.id for r in by_pair] == [r.execution.id for r in by_row]
     assert len(first) + len(by_pair) == 5
 

@@ -147,6 +147,17 @@ async def test_claim_next_respects_retry_delay(store: ExecutionStore) -> None:
     assert [c.execution_id for c in got] == [execution.id]
 
 
+async def test_claim_execution_waits_for_available_at_too(store: ExecutionStore) -> None:
+    """`available_at` means "not runnable before": asking for the id does not jump the delay."""
+    execution, lease = await start_running(store)
+    retried = await store.retry_execution(
+        execution.id, worker_id=WORKER, epoch=lease.epoch, reason="later", delay_ms=60_000
+    )
+    assert retried.available_at is not None and retried.available_at > await store.now()
+    assert await store.claim_execution(execution.id, OTHER_WORKER, 60_000) is None
+    assert (await get_existing(store, execution.id)).processing_worker_id is None
+
+
 async def test_oldest_available_at_beats_oldest_created(store: ExecutionStore) -> None:
     """A retried execution goes behind executions that became available before it."""
     first, lease = await start_running(store)

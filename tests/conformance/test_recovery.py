@@ -303,6 +303,19 @@ async def test_recovered_execution_returns_to_the_queue_after_backoff(
     assert claims[0].epoch == lease.epoch + 1
 
 
+async def test_recover_backoff_is_capped(store: ExecutionStore) -> None:
+    execution, lease = await start_running(store, timeout_ms=SHORT_LEASE_MS)
+    assert await store.update_failure_info(execution.id, 3, "earlier crashes")
+    await wait_for_lease_end(store, lease)
+    records = await store.recover_executions(
+        RECOVERER, backoff_base_ms=60_000, backoff_max_ms=2_000
+    )
+    assert [r.execution_id for r in records] == [execution.id]
+    got = await get_existing(store, execution.id)
+    assert got.status is S.CREATED and got.available_at is not None
+    assert got.available_at <= records[0].recovered_at + timedelta(milliseconds=2_000)
+
+
 async def test_recover_respects_limit(store: ExecutionStore) -> None:
     leases = [(await start_running(store, timeout_ms=SHORT_LEASE_MS))[1] for _ in range(5)]
     for lease in leases:

@@ -504,7 +504,7 @@ def test_store_follows_the_model(store_url: str, fresh_prefixes: Callable[[], st
     run_state_machine_as_test(
         machine,
         settings=settings(
-            max_examples=60,
+            max_examples=80,
             stateful_step_count=50,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
