@@ -37,17 +37,6 @@ StoreFactory = Callable[..., Awaitable[ExecutionStore]]
 S = ExecutionStatus
 TERMINAL = (S.COMPLETED, S.FAILED, S.STOPPED)
 
-DATETIME_FIELDS = (
-    "created_at",
-    "updated_at",
-    "started_at",
-    "completed_at",
-    "last_failure_at",
-    "processing_started_at",
-    "available_at",
-)
-
-
 # ---------------------------------------------------------------- time
 
 
