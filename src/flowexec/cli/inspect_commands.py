@@ -71,10 +71,14 @@ def list_roots(
             return
         table = Table(
             title=f"root executions of {flow_id}", title_justify="left", box=box.SIMPLE_HEAD,
-            show_edge=False, pad_edge=False, collapse_padding=True,
+            show_edge=False, pad_edge=False, padding=(0, 0),
         )
-        # An id or a status cut short is useless; the owner folds instead.
-        widths = {"id": max(len(r.execution.id) for r in page), "status": 9}
+        # An id or a status cut short is useless; a long owner folds, past ten characters.
+        widths = {
+            "id": max(len(r.execution.id) for r in page),
+            "status": 9,
+            "owner": min(max(len(r.execution.owner_id) for r in page), 10),
+        }
         for name in ("id", "status", "owner", "created", "duration", "levels", "nested"):
             justify: Any = "right" if name in ("duration", "levels", "nested") else "left"
             table.add_column(
