@@ -44,8 +44,10 @@ class OwnServer:
     """A throwaway PostgreSQL server of this test's own, stopped and started with its bundled
     `pg_ctl` (as the user pgserver runs it as when the tests run as root)."""
 
-    def __init__(self) -> None:
+    def __init__(self, log_dir: Path) -> None:
         import pgserver
+
+        self._ctl_log = log_dir / "pg_ctl.out"
 
         self._data_dir = tempfile.mkdtemp(prefix="flowexec-restart-")
         self._server = pgserver.get_server(self._data_dir, cleanup_mode="delete")
@@ -56,7 +58,7 @@ class OwnServer:
         [self._socket_dir] = parse_qs(urlsplit(self.url).query)["host"]
 
     def _ctl(self, *args: str, check: bool = True) -> None:
-        with (self.pgdata.parent / f"{self.pgdata.name}-pg_ctl.out").open("ab") as out:
+        with self._ctl_log.open("ab") as out:
             subprocess.run(
                 [str(self._pg_ctl), "-D", str(self.pgdata), "-w", "-t", "60", *args],
                 check=check,
@@ -81,8 +83,8 @@ class OwnServer:
 
 
 @pytest.fixture
-def own_server() -> Iterator[OwnServer]:
-    server = OwnServer()
+def own_server(tmp_path: Path) -> Iterator[OwnServer]:
+    server = OwnServer(tmp_path)
     try:
         yield server
     finally:
