@@ -121,10 +121,12 @@ class RecoveryService:
                 with suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), self.interval_s)
         finally:
-            if self.is_leader:
-                self.is_leader = False
-                with suppress(StoreUnavailable):  # else the session is gone, and its lock with it
-                    await self.store.release_recovery_lock(self.lock_id)
+            # Whatever `is_leader` says: a sweep that failed after taking the lock leaves it
+            # held by this store, and the store may outlive the service (a worker given a
+            # store it does not own). Releasing a lock this store does not hold is a no-op.
+            self.is_leader = False
+            with suppress(StoreUnavailable):  # else the session is gone, and its lock with it
+                await self.store.release_recovery_lock(self.lock_id)
 
     def stop(self) -> None:
         self._stopping.set()
