@@ -28,14 +28,12 @@ async def test_a_node_that_runs_too_long_times_out(store: ExecutionStore) -> Non
         await ctx.node("slow", slow)
 
     client = await app.client(store)
-    started = time.monotonic()
     async with running_worker(app, store):
         execution_id = await client.create(
             "slow-node", owner_id=OWNER, options={"execution": {"node_timeout_ms": 150}}
         )
         done = await client.wait(execution_id, timeout=10)
 
-    assert time.monotonic() - started < 5
     assert cancelled == ["slow"]
     assert done.status is ExecutionStatus.FAILED
     assert done.error_node_id == "slow"

@@ -189,7 +189,11 @@ _CLAIM_COLUMNS = "execution_id, worker_id, claimed_at, expires_at, heartbeat_at,
 
 
 def _claim(picked: str, takeover: str) -> str:
-    """Claim the `picked` executions: upsert each claim row, then mark the execution."""
+    """Claim the `picked` executions: upsert each claim row, then mark the execution.
+
+    A claimed execution is not available again before its lease runs out, so `available_at`
+    moves to the lease's end: the runnable index then never walks over claimed rows.
+    """
     return f"""
     WITH picked AS ({picked}),
     claimed AS (
@@ -208,6 +212,7 @@ def _claim(picked: str, takeover: str) -> str:
             processing_worker_id = claimed.worker_id,
             processing_started_at = claimed.claimed_at,
             claim_epoch = claimed.epoch,
+            available_at = claimed.expires_at,
             updated_at = now()
         FROM claimed WHERE e.id = claimed.execution_id
     )
@@ -223,7 +228,8 @@ CLAIM_ONE = _claim(
     """
         SELECT id FROM {p}executions
         WHERE id = %(id)s AND (status = 'running'
-              OR (status = 'created' AND available_at <= now()))
+              OR (status = 'created' AND (available_at <= now()
+                                          OR processing_worker_id = %(worker_id)s)))
         FOR UPDATE
     """,
     f"{_TAKEOVER} OR c.worker_id = excluded.worker_id",
@@ -251,7 +257,8 @@ CLAIM_BATCH_FOR_FLOWS = _claim_batch("AND e.flow_id = ANY(%(flow_ids)s)")
 RELEASE = """
     WITH done AS (
         UPDATE {p}executions SET
-            processing_worker_id = NULL, processing_started_at = NULL, updated_at = now()
+            processing_worker_id = NULL, processing_started_at = NULL, updated_at = now(),
+            available_at = CASE WHEN status = 'created' THEN now() ELSE available_at END
         WHERE id = %(id)s AND processing_worker_id = %(worker_id)s
           AND (%(epoch)s::bigint IS NULL OR claim_epoch = %(epoch)s)
         RETURNING id

@@ -206,7 +206,8 @@ CLAIM_ONE = f"""
     INSERT INTO {{p}}execution_claims AS c ({_CLAIM_COLUMNS})
     SELECT id, :worker_id, :now, :now + :timeout_us, :now, 'active', 1
     FROM {{p}}executions
-    WHERE id = :id AND (status = 'running' OR (status = 'created' AND available_at <= :now))
+    WHERE id = :id AND (status = 'running' OR (status = 'created'
+          AND (available_at <= :now OR processing_worker_id = :worker_id)))
     {_UPSERT_CLAIM}
     WHERE {_TAKEOVER} OR c.worker_id = excluded.worker_id
     RETURNING {_CLAIM_COLUMNS}
@@ -236,11 +237,13 @@ CLAIM_PICKED = f"""
     RETURNING {_CLAIM_COLUMNS}
 """
 
+# A claimed execution is not available before its lease ends (see the Postgres statement).
 MARK_CLAIMED = """
     UPDATE {p}executions SET
         processing_worker_id = :worker_id,
         processing_started_at = :now,
         claim_epoch = :epoch,
+        available_at = (SELECT c.expires_at FROM {p}execution_claims c WHERE c.execution_id = :id),
         updated_at = max(updated_at, :now)
     WHERE id = :id
 """
@@ -248,6 +251,7 @@ MARK_CLAIMED = """
 RELEASE = """
     UPDATE {p}executions SET
         processing_worker_id = NULL, processing_started_at = NULL,
+        available_at = CASE WHEN status = 'created' THEN :now ELSE available_at END,
         updated_at = max(updated_at, :now)
     WHERE id = :id AND processing_worker_id = :worker_id
       AND (:epoch IS NULL OR claim_epoch = :epoch)
