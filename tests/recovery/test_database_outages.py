@@ -1,10 +1,15 @@
-"""The PostgreSQL server is stopped and started again while four workers are busy: they
-reconnect and finish everything; nothing is lost, nothing completes twice, and the recovery
-service works again after the outage."""
+"""Outages of the test's own PostgreSQL server.
+
+- Stopped and started again while four workers are busy: they reconnect and finish
+  everything; nothing is lost, nothing completes twice, and the recovery service works again.
+- Refusing writes for a while (read-only, as after a failover): the recovery service outlives
+  it and sweeps again once writes are accepted.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import subprocess
 import tempfile
 import time
@@ -14,9 +19,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import psycopg
 import pytest
 
 from flowexec import ExecutionStatus, open_store
+from flowexec.runtime.recovery import RecoveryService
+from flowexec.store.protocol import ExecutionStore
 
 from .chaos_app import FLOW, app, create_marks_table, read_marks
 from .support import (
@@ -48,7 +56,6 @@ class OwnServer:
         import pgserver
 
         self._ctl_log = log_dir / "pg_ctl.out"
-
         self._data_dir = tempfile.mkdtemp(prefix="flowexec-restart-")
         self._server = pgserver.get_server(self._data_dir, cleanup_mode="delete")
         self.url: str = self._server.get_uri()
@@ -56,6 +63,19 @@ class OwnServer:
         self._pg_ctl = Path(pgserver.__file__).parent / "pginstall" / "bin" / "pg_ctl"
         self._user = self._server.system_user
         [self._socket_dir] = parse_qs(urlsplit(self.url).query)["host"]
+
+    def set_read_only(self, read_only: bool) -> None:
+        """Every session, the open ones too, refuses writes (or accepts them again)."""
+        setting = (
+            "SET default_transaction_read_only = on"
+            if read_only
+            else "RESET default_transaction_read_only"
+        )
+        with psycopg.connect(
+            self.url, autocommit=True, options="-c default_transaction_read_only=off"
+        ) as pg:
+            pg.execute(f"ALTER SYSTEM {setting}")
+            pg.execute("SELECT pg_reload_conf()")
 
     def _ctl(self, *args: str, check: bool = True) -> None:
         with self._ctl_log.open("ab") as out:
@@ -78,13 +98,19 @@ class OwnServer:
         )
 
     def cleanup(self) -> None:
-        self.stop(check=False)  # whichever postmaster runs now
-        self._server.cleanup()
+        self.stop(check=False)  # whichever postmaster runs now: pgserver knows the first only
+        quiet = logging.getLogger("pgserver")
+        level = quiet.level
+        quiet.setLevel(logging.CRITICAL)  # its own stop finds the server stopped, and says so
+        try:
+            self._server.cleanup()
+        finally:
+            quiet.setLevel(level)
 
 
-@pytest.fixture
-def own_server(tmp_path: Path) -> Iterator[OwnServer]:
-    server = OwnServer(tmp_path)
+@pytest.fixture(scope="module")
+def own_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnServer]:
+    server = OwnServer(tmp_path_factory.mktemp("own-server"))
     try:
         yield server
     finally:
@@ -184,3 +210,49 @@ async def _wait_completed(tables: Tables, count: int, workers: list[WorkerProces
         assert all(w.alive for w in workers), "\n".join(w.tail() for w in workers)
         assert time.monotonic() < deadline, f"only {completed} completed"
         await asyncio.sleep(0.1)
+
+
+async def test_recovery_outlives_a_database_that_refuses_writes_for_a_while(
+    own_server: OwnServer, unique_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    interval_s = 0.1
+    async with await open_store(own_server.url, table_prefix=unique_prefix) as store:
+        service = RecoveryService(store, worker_id="rec", interval_s=interval_s)
+        with caplog.at_level(logging.WARNING, logger="flowexec.recovery"):
+            task = asyncio.create_task(service.run())
+            try:
+                before, _ = await wait_recovered(store, await plant_dead_run(store), within=10)
+                own_server.set_read_only(True)
+                try:
+                    while not any(r.levelno >= logging.WARNING for r in caplog.records):
+                        assert not task.done(), task
+                        await asyncio.sleep(interval_s)
+                    await asyncio.sleep(5 * interval_s)  # more sweeps meet the read-only database
+                    alive_while_read_only = not task.done()
+                finally:
+                    own_server.set_read_only(False)
+                after, _ = await wait_recovered(store, await _plant_when_writable(store), within=10)
+            finally:
+                service.stop()
+                await asyncio.wait_for(task, 5)
+    failures = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    print(
+        f"\nread-only database: {len(failures)} sweeps refused, first: "
+        f"{failures[0].getMessage()[:120]!r}; swept again afterwards: {after.recovered_by_worker}"
+    )
+    assert before.recovered_by_worker == after.recovered_by_worker == "rec"
+    assert alive_while_read_only
+    assert "read-only" in failures[0].getMessage()
+
+
+async def _plant_when_writable(store: ExecutionStore) -> str:
+    """Each session rereads the configuration on its own after the reload: until the one the
+    pool hands out did, it still refuses writes (and a refused plant leaves at most a queued
+    execution of a flow no one runs)."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            return await plant_dead_run(store)
+        except psycopg.errors.ReadOnlySqlTransaction:
+            assert time.monotonic() < deadline, "the database still refuses writes"
+            await asyncio.sleep(0.05)

@@ -118,6 +118,13 @@ class RecoveryService:
                 except StoreUnavailable as exc:
                     self.is_leader = False
                     log.warning("recovery sweep skipped: %s", exc)
+                except Exception as exc:
+                    # Anything else (e.g. a database refusing writes for a while, read-only
+                    # after a failover) must not end recovery for the life of the process.
+                    self.is_leader = False
+                    log.exception(
+                        "recovery sweep failed, trying again in %g s: %s", self.interval_s, exc
+                    )
                 with suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), self.interval_s)
         finally:
