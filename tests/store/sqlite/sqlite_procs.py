@@ -28,9 +28,11 @@ def _wait_for_go() -> None:
         raise SystemExit("expected 'go' on stdin")
 
 
-async def drain(url: str, prefix: str, worker: str) -> dict[str, Any]:
+async def drain(url: str, prefix: str, worker: str, busy_timeout_ms: str) -> dict[str, Any]:
     """claim_next(limit=10) until the queue is empty, finishing each claim fenced."""
-    async with await open_store(url, table_prefix=prefix, migrate=False) as store:
+    async with await open_store(
+        url, table_prefix=prefix, migrate=False, busy_timeout_ms=int(busy_timeout_ms)
+    ) as store:
         _wait_for_go()
         claimed: list[str] = []
         while claims := await store.claim_next(worker, 60_000, limit=10):

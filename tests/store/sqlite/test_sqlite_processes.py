@@ -36,12 +36,17 @@ async def _final_state(url: str, ids: list[str]) -> tuple[Counter[str], int]:
         return Counter(s.value for s in statuses.values()), len(await store.get_active_claims())
 
 
+@pytest.mark.parametrize(
+    "busy_timeout_ms",
+    [5000, 0],
+    ids=["default-busy-timeout", "no-busy-timeout-every-conflict-retried-by-flowexec"],
+)
 def test_four_processes_drain_two_thousand_executions_each_claimed_once(
-    tmp_path: Path,
+    tmp_path: Path, busy_timeout_ms: int
 ) -> None:
     url = f"sqlite:///{tmp_path / 'drain.db'}"
     ids = asyncio.run(_create(url, 2000))
-    workers = [("drain", url, PREFIX, f"worker-{n}") for n in range(4)]
+    workers = [("drain", url, PREFIX, f"worker-{n}", str(busy_timeout_ms)) for n in range(4)]
     with children(*workers) as procs:
         for proc in procs:
             assert proc.read() == "ready"

@@ -204,7 +204,7 @@ async def _open_and_close(url: str) -> None:
     await store.close()
 
 
-@pytest.mark.parametrize("mode", [0o000, 0o444])
+@pytest.mark.parametrize("mode", [0o000, 0o444], ids=["mode-000", "mode-444"])
 def test_a_file_this_process_cannot_read_and_write(shared_dir: Path, mode: int) -> None:
     path = shared_dir / "private.db"
     asyncio.run(_open_and_close(f"sqlite:///{path}"))
