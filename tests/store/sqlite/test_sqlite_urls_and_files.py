@@ -102,6 +102,7 @@ async def test_bad_urls_are_config_errors(url: str, words: str) -> None:
         ("lock_timeout_s", 0),
         ("poll_interval_s", True),
         ("synchronous", "off"),
+        ("pool_max_size", 5),
     ],
 )
 async def test_bad_options_are_config_errors(tmp_path: Path, option: str, value: object) -> None:

@@ -79,6 +79,10 @@ _UNAVAILABLE_CODES = frozenset(
     {3, _SQLITE_READONLY, 10, _SQLITE_CORRUPT, 13, 14, 15, 22, 23, _SQLITE_NOTADB}
 )  # PERM, READONLY, IOERR, CORRUPT, FULL, CANTOPEN, PROTOCOL, NOLFS, AUTH, NOTADB
 
+_OPTIONS = frozenset(
+    {"table_prefix", "max_depth", "busy_timeout_ms", "lock_timeout_s", "synchronous",
+     "poll_interval_s"}
+)
 _SYNCHRONOUS = ("full", "normal")
 _COMMENTS = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
 _FIRST_RETRY_S = 0.001
@@ -170,7 +174,7 @@ def parse_sqlite_url(url: str) -> SqliteTarget:
 def _is_busy(exc: sqlite3.Error) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)
     if isinstance(code, int):
-        return code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
+        return (code & 0xFF) in (_SQLITE_BUSY, _SQLITE_LOCKED)
     message = str(exc)
     return "database is locked" in message or "database table is locked" in message
 
@@ -237,6 +241,12 @@ class SqliteExecutionStore(SqlExecutionStore):
     async def open(
         cls, url: str, *, migrate: bool = True, **options: Any
     ) -> SqliteExecutionStore:
+        unknown = sorted(set(options) - _OPTIONS)
+        if unknown:
+            raise ConfigError(
+                f"the SQLite store does not take {', '.join(unknown)}; "
+                f"its options are {', '.join(sorted(_OPTIONS))}"
+            )
         store = cls(url, **options)
         try:
             await store._call(store._connect)
