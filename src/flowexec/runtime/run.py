@@ -266,7 +266,10 @@ class ExecutionRun:
         if isinstance(error, NOT_RETRYABLE):
             message = error.message if isinstance(error, Fail) else str(error)
             return self._fail(message or type(error).__name__, node_id)
-        return self._retry(spec, execution, _describe_error(error, node_id), node_id)
+        # A database outage in the middle of a run (an emit, say) is not the flow's failure:
+        # try again later without spending one of its retries.
+        counted = not isinstance(error, StoreUnavailable)
+        return self._retry(spec, execution, _describe_error(error, node_id), node_id, counted)
 
     def _complete(
         self, value: JSON
@@ -290,7 +293,12 @@ class ExecutionRun:
         )
 
     def _retry(
-        self, spec: FlowSpec, execution: Execution, reason: str, node_id: str | None
+        self,
+        spec: FlowSpec,
+        execution: Execution,
+        reason: str,
+        node_id: str | None,
+        counted: bool,
     ) -> tuple[Callable[[], Awaitable[Any]], Callable[[], None]]:
         delay_ms = retry_delay_ms(
             execution.failure_count,
@@ -307,6 +315,7 @@ class ExecutionRun:
                     delay_ms=delay_ms,
                     max_failures=spec.max_failures,
                     error_node_id=node_id,
+                    count_failure=counted,
                 )
             )
 
@@ -315,6 +324,11 @@ class ExecutionRun:
             if done.status is ExecutionStatus.FAILED:
                 self.log.warning(
                     "failed after %d attempts: %s", done.failure_count, reason,
+                    extra={"node_id": node_id},
+                )
+            elif not counted:
+                self.log.warning(
+                    "the store failed mid-run, running again in %d ms: %s", delay_ms, reason,
                     extra={"node_id": node_id},
                 )
             else:

@@ -179,16 +179,19 @@ class Worker:
             if self.recovery
             else None
         )
-        background = [
+        loops = [
             asyncio.create_task(
                 self._forever("heartbeat", self._heartbeat, self.heartbeat_interval_ms / 1000)
             ),
             asyncio.create_task(
                 self._forever("control poll", self._poll_controls, self.control_interval_s)
             ),
+            asyncio.create_task(
+                self._forever("lease watchdog", self._expire_leases, self.control_interval_s)
+            ),
         ]
-        if recovery is not None:
-            background.append(asyncio.create_task(recovery.run()))
+        # Recovery is stopped, not cancelled, so that it gives its lock back.
+        background = [*loops] if recovery is None else [*loops, asyncio.create_task(recovery.run())]
         installed = self._add_signal_handlers()
         self.log.info(
             "worker started: flows %s, concurrency %d, backend %s",
@@ -205,7 +208,7 @@ class Worker:
         finally:
             if recovery is not None:
                 recovery.stop()
-            for task in background[:2]:
+            for task in loops:
                 task.cancel()
             await asyncio.wait(background, timeout=GIVE_BACK_TIMEOUT_S)
             await self._cancel_leftovers()
@@ -296,8 +299,8 @@ class Worker:
             await asyncio.sleep(interval_s)
             try:
                 await step()
-            except StoreUnavailable as exc:
-                self.log.warning("%s failed: %s", name, exc)
+            except (StoreUnavailable, TimeoutError) as exc:
+                self.log.warning("%s failed: %s", name, str(exc) or type(exc).__name__)
             except Exception:
                 self.log.exception("%s failed", name)
 
@@ -307,21 +310,31 @@ class Worker:
         if not runs:
             return
         sent = time.monotonic()
-        try:
-            held = await self.store.extend_claims(
+        # A heartbeat that hangs (a cut network, a pool waiting for a connection) must not
+        # hold the next one up for longer than a lease; the watchdog stops the runs meanwhile.
+        held = await asyncio.wait_for(
+            self.store.extend_claims(
                 self.worker_id, [(r.execution_id, r.epoch) for r in runs], self.claim_timeout_ms
-            )
-        except StoreUnavailable:
-            now = time.monotonic()
-            for run in runs:
-                if run.holds_lease and run.lease_deadline <= now:
-                    run.abort(AbortReason.LOST, "the lease ran out while the store was unreachable")
-            raise
+            ),
+            self.claim_timeout_ms / 1000,
+        )
         for run in runs:
             if run.execution_id in held:
                 run.lease_deadline = sent + self.claim_timeout_ms / 1000
             elif run.holds_lease:
                 run.abort(AbortReason.LOST, "heartbeat refused: the claim was released or taken")
+
+    async def _expire_leases(self) -> None:
+        """Stop every run whose lease ran out unrenewed, without asking the store.
+
+        The deadline is counted from before each heartbeat was sent, so it never lies past
+        the database's own expiry: the run stops before another worker can take it over,
+        whatever the heartbeat call is doing (failing, or hanging on a cut network).
+        """
+        now = time.monotonic()
+        for run in list(self._runs.values()):
+            if run.holds_lease and run.lease_deadline <= now:
+                run.abort(AbortReason.LOST, "the lease ran out before a heartbeat renewed it")
 
     async def _poll_controls(self) -> None:
         """One status read for every run: stop cancels, pause holds, resume releases."""

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
@@ -54,6 +55,15 @@ def _namespace(table_prefix: str) -> int:
 _OPERATIONAL = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
 
 
+def _with_utc(url: str) -> str:
+    """The URL's own `options`, plus a UTC session time zone (so timestamps come back in UTC)."""
+    try:
+        options = conninfo_to_dict(url).get("options") or ""
+    except psycopg.ProgrammingError as exc:
+        raise ConfigError(f"bad PostgreSQL URL {redact(url)!r}: {_first_line(exc)}") from exc
+    return f"{options} -c TimeZone=UTC".strip()
+
+
 def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
@@ -77,7 +87,7 @@ class PostgresExecutionStore(SqlExecutionStore):
         self._connect_kwargs: dict[str, Any] = {
             "autocommit": True,
             "row_factory": dict_row,
-            "options": "-c TimeZone=UTC",
+            "options": _with_utc(url),
         }
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[dict[str, Any]]] = (
             AsyncConnectionPool(
@@ -151,6 +161,11 @@ class PostgresExecutionStore(SqlExecutionStore):
             raise StoreUnavailable(
                 f"flowexec tables with prefix {self.table_prefix!r} do not exist in this "
                 "database: run `flowexec migrate` (or open_store(..., migrate=True))"
+            ) from exc
+        except psycopg.errors.ReadOnlySqlTransaction as exc:
+            raise StoreUnavailable(
+                f"PostgreSQL at {redact(self._url)} refuses writes (a standby, or read-only "
+                f"mode during a failover): {_first_line(exc)}"
             ) from exc
         except _OPERATIONAL as exc:
             raise StoreUnavailable(f"PostgreSQL at {redact(self._url)} failed: {exc}") from exc
