@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import statistics
 import sys
 import time
@@ -96,6 +97,15 @@ class Clock:
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
+
+
+def process_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of a local process, or None if it cannot be read."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 async def median_call(

@@ -72,6 +72,15 @@ class PostgresBench:
             cur = await conn.execute(statement.encode(), params)
             return cur.rowcount
 
+    async def backend_pids(self) -> list[int]:
+        """Every server process connected to the bench database."""
+        async with await self.connect() as conn:
+            cur = await conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid()"
+            )
+            return [int(row[0]) for row in await cur.fetchall()]
+
     async def drop_tables(self, prefix: str) -> None:
         async with await self.connect() as conn:
             cur = await conn.execute(
