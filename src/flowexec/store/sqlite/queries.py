@@ -4,9 +4,9 @@
 Every write runs inside `BEGIN IMMEDIATE`, which holds the whole database, so a primitive made of
 several statements is atomic. `:now` is the database clock read once at the start of each
 transaction (like PostgreSQL's `now()`), in integer microseconds since the Unix epoch (UTC).
-SQLite's clock ticks in milliseconds, and a timestamp that Python wrote (`created_at`) can be
-up to a millisecond ahead of it, so every `updated_at` write keeps the later of the two: an
-execution's `updated_at` never moves backwards.
+SQLite's clock ticks in milliseconds while `created_at`/`updated_at` of a new execution come
+from Python's microsecond clock, up to a millisecond ahead of SQLite's reading of the same
+moment; `_TOUCH` keeps such an `updated_at` instead of moving it backwards.
 Lists travel as JSON text and are unpacked with `json_each`.
 """
 
@@ -28,6 +28,8 @@ _E = EXECUTION_COLUMNS
 _E_QUALIFIED = ", ".join("e." + c.strip() for c in _E.split(","))
 _CLAIM_COLUMNS = "execution_id, worker_id, claimed_at, expires_at, heartbeat_at, status, epoch"
 _LIVE_CLAIM = "c.status = 'active' AND c.expires_at > :now"
+_TOUCH = """updated_at = CASE WHEN updated_at > :now AND updated_at < :now + 1000
+                     THEN updated_at ELSE :now END"""
 _FENCE = """
     AND (:fence_worker IS NULL
          OR (processing_worker_id = :fence_worker AND claim_epoch = :fence_epoch))
@@ -79,8 +81,8 @@ SUBTREE_IDS_DEEPEST_FIRST = """
 
 DELETE_ONE = "DELETE FROM {p}executions WHERE id = ?"
 
-MAKE_RUNNABLE = """
-    UPDATE {p}executions SET available_at = :now, updated_at = max(updated_at, :now)
+MAKE_RUNNABLE = f"""
+    UPDATE {{p}}executions SET available_at = :now, {_TOUCH}
     WHERE id = :id AND status = 'created' AND available_at IS NULL
     RETURNING id
 """
@@ -93,13 +95,13 @@ STATUS_RUN = f"""
         started_at = COALESCE(started_at, :started_at, :now),
         error_message = COALESCE(:error_message, error_message),
         error_node_id = COALESCE(:error_node_id, error_node_id),
-        updated_at = max(updated_at, :now)
+        {_TOUCH}
     WHERE id = :id AND {_IN_SOURCES} {_FENCE}
     RETURNING id
 """
 
 STATUS_PAUSE = f"""
-    UPDATE {{p}}executions SET status = 'paused', updated_at = max(updated_at, :now)
+    UPDATE {{p}}executions SET status = 'paused', {_TOUCH}
     WHERE id = :id AND {_IN_SOURCES} {_FENCE}
     RETURNING id
 """
@@ -113,7 +115,7 @@ STATUS_FINISH = f"""
         result = :result,
         processing_worker_id = NULL,
         processing_started_at = NULL,
-        updated_at = max(updated_at, :now)
+        {_TOUCH}
     WHERE id = :id AND {_IN_SOURCES} {_FENCE}
     RETURNING id
 """
@@ -127,7 +129,7 @@ STATUS_REQUEUE = f"""
         available_at = :now,
         processing_worker_id = NULL,
         processing_started_at = NULL,
-        updated_at = max(updated_at, :now)
+        {_TOUCH}
     WHERE id = :id AND {_IN_SOURCES} {_FENCE}
     RETURNING id
 """
@@ -238,21 +240,22 @@ CLAIM_PICKED = f"""
 """
 
 # A claimed execution is not available before its lease ends (see the Postgres statement).
-MARK_CLAIMED = """
-    UPDATE {p}executions SET
+MARK_CLAIMED = f"""
+    UPDATE {{p}}executions SET
         processing_worker_id = :worker_id,
         processing_started_at = :now,
         claim_epoch = :epoch,
-        available_at = (SELECT c.expires_at FROM {p}execution_claims c WHERE c.execution_id = :id),
-        updated_at = max(updated_at, :now)
+        available_at = (
+            SELECT c.expires_at FROM {{p}}execution_claims c WHERE c.execution_id = :id),
+        {_TOUCH}
     WHERE id = :id
 """
 
-RELEASE = """
-    UPDATE {p}executions SET
+RELEASE = f"""
+    UPDATE {{p}}executions SET
         processing_worker_id = NULL, processing_started_at = NULL,
         available_at = CASE WHEN status = 'created' THEN :now ELSE available_at END,
-        updated_at = max(updated_at, :now)
+        {_TOUCH}
     WHERE id = :id AND processing_worker_id = :worker_id
       AND (:epoch IS NULL OR claim_epoch = :epoch)
     RETURNING id
@@ -289,10 +292,10 @@ EXPIRE_CLAIMS = """
 
 # ------------------------------------------------------------------ failures and recovery
 
-SET_FAILURE_INFO = """
-    UPDATE {p}executions SET
+SET_FAILURE_INFO = f"""
+    UPDATE {{p}}executions SET
         failure_count = :failure_count, last_failure_reason = :reason,
-        last_failure_at = :now, updated_at = max(updated_at, :now)
+        last_failure_at = :now, {_TOUCH}
     WHERE id = :id
 """
 
@@ -311,7 +314,7 @@ RETRY = f"""
         available_at = :now + :delay_us,
         processing_worker_id = NULL,
         processing_started_at = NULL,
-        updated_at = max(updated_at, :now)
+        {_TOUCH}
     WHERE id = :id AND status IN ('running', 'paused')
       AND processing_worker_id = :worker_id AND claim_epoch = :epoch
     RETURNING {_E}
@@ -347,8 +350,8 @@ RECOVERY_VICTIMS = f"""
 
 # The outcome (count, status, texts, backoff) comes from RecoveryPolicy.outcome; the count
 # itself is still incremented in SQL.
-RECOVER_ONE = """
-    UPDATE {p}executions SET
+RECOVER_ONE = f"""
+    UPDATE {{p}}executions SET
         failure_count = failure_count + 1,
         last_failure_reason = :last_failure_reason,
         last_failure_at = :now,
@@ -358,7 +361,7 @@ RECOVER_ONE = """
         available_at = :now + :backoff_us,
         processing_worker_id = NULL,
         processing_started_at = NULL,
-        updated_at = max(updated_at, :now)
+        {_TOUCH}
     WHERE id = :id
 """
 
