@@ -7,16 +7,20 @@ The suite creates `flowexec_bench_<pid>` and drops it at the end, whatever happe
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
+
+from benchmarks._common import process_cpu_s
 
 DEFAULT_ADMIN_URL = "postgresql://root@127.0.0.1:5432/test"
 ENV_ADMIN_URL = "FLOWEXEC_BENCH_POSTGRES_URL"
@@ -52,6 +56,18 @@ def _server() -> Iterator[tuple[str, str]]:
         server.cleanup()
 
 
+@dataclass(slots=True)
+class CpuUse:
+    """CPU seconds spent in a measured block (NaN when /proc of the server is unreadable)."""
+
+    server_s: float = math.nan
+    client_s: float = math.nan
+
+    def per(self, count: int) -> tuple[float, float]:
+        """(server, client) milliseconds per operation."""
+        return self.server_s * 1000 / count, self.client_s * 1000 / count
+
+
 @dataclass(frozen=True, slots=True)
 class PostgresBench:
     """The bench database: its URL, facts about the server, and table housekeeping."""
@@ -80,6 +96,26 @@ class PostgresBench:
                 " AND pid <> pg_backend_pid()"
             )
             return [int(row[0]) for row in await cur.fetchall()]
+
+    @asynccontextmanager
+    async def cpu(self) -> AsyncIterator[CpuUse]:
+        """CPU used during the block by the bench database's server processes and by us.
+
+        Server processes are those connected when the block starts (keep connections open
+        across it); idle ones add nothing. Other load on the machine hardly moves CPU time,
+        unlike throughput, so these figures are the steady ones on a shared box.
+        """
+        pids = await self.backend_pids()
+
+        def server() -> float:
+            times = [process_cpu_s(pid) for pid in pids]
+            return math.nan if None in times else sum(t for t in times if t is not None)
+
+        use = CpuUse()
+        server_before, client_before = server(), time.process_time()
+        yield use
+        use.server_s = server() - server_before
+        use.client_s = time.process_time() - client_before
 
     async def drop_tables(self, prefix: str) -> None:
         async with await self.connect() as conn:

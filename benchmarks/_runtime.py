@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 from flowexec.runtime import App, FlowContext, Worker
+from flowexec.store.protocol import ExecutionStore
 
 FLOW = "bench-flow"
 WORKER_SETTINGS: dict[str, Any] = {
@@ -60,13 +61,14 @@ class NoopFlow:
 
 @asynccontextmanager
 async def workers(
-    flow: NoopFlow, url: str, prefix: str, count: int, **settings: Any
+    flow: NoopFlow, stores: Sequence[ExecutionStore | str], prefix: str, **settings: Any
 ) -> AsyncIterator[list[Worker]]:
-    """`count` Workers running in this event loop, each on its own store; stopped on exit."""
+    """A Worker per store (an open one, or a URL it opens itself), running in this event loop
+    for the duration of the block."""
     started = [
-        Worker(flow.app, url, table_prefix=prefix, worker_id=f"bench-runtime-{n}",
+        Worker(flow.app, store, table_prefix=prefix, worker_id=f"bench-runtime-{n}",
                **{**WORKER_SETTINGS, **settings})
-        for n in range(count)
+        for n, store in enumerate(stores)
     ]
     tasks = [asyncio.create_task(w.run(), name=f"bench-worker-{n}") for n, w in enumerate(started)]
     try:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -24,7 +23,6 @@ from benchmarks._common import (
     Target,
     Workload,
     fmt,
-    process_cpu_s,
     ratio,
     repeat,
 )
@@ -153,24 +151,11 @@ async def run_for(seconds: float, cycles: Sequence[Cycle]) -> float:
 
 
 async def cpu_per_cycle(pg: PostgresBench, cycle: Cycle, cycles: int) -> tuple[float, float]:
-    """(server, client) CPU milliseconds per cycle at one connection (NaN if unreadable).
-
-    Server: every backend of the bench database (the idle ones add nothing); client: this
-    process. Noise from other load on the machine hardly moves CPU time, unlike throughput.
-    """
-    pids = await pg.backend_pids()
-
-    def server() -> float:
-        times = [process_cpu_s(pid) for pid in pids]
-        return math.nan if None in times else sum(t for t in times if t is not None)
-
-    before, client = server(), time.process_time()
-    for n in range(cycles):
-        await cycle(n % IDS_PER_CONNECTION, "bench-worker-0")
-    return (
-        (server() - before) * 1000 / cycles,
-        (time.process_time() - client) * 1000 / cycles,
-    )
+    """(server, client) CPU milliseconds per cycle at one connection."""
+    async with pg.cpu() as use:
+        for n in range(cycles):
+            await cycle(n % IDS_PER_CONNECTION, "bench-worker-0")
+    return use.per(cycles)
 
 
 CpuCost = dict[str, tuple[float, float]]

@@ -136,7 +136,7 @@ async def measure(ctx: Context, creator: ExecutionStore, probe: Probe, count: in
 async def _runtime(ctx: Context, creator: ExecutionStore, prefix: str, count: int
                    ) -> dict[int, Stats]:
     flow = NoopFlow()
-    async with workers(flow, ctx.store_url(prefix), prefix, 1, concurrency=10) as (worker,):
+    async with workers(flow, [ctx.store_url(prefix)], prefix, concurrency=10) as (worker,):
         while True:  # until the worker has opened its store
             try:
                 await worker.store.now()
