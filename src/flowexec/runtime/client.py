@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Container, Mapping, Sequence
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
+from flowexec.closing import AsyncClosing
 from flowexec.errors import (
     ExecutionNotCompleted,
     ExecutionNotFound,
@@ -38,7 +38,7 @@ log = logging.getLogger("flowexec.client")
 WAIT_FIRST_POLL_S = 0.02
 
 
-class Client:
+class Client(AsyncClosing):
     def __init__(
         self,
         store: ExecutionStore,
@@ -75,17 +75,6 @@ class Client:
     async def close(self) -> None:
         if self._owns_store:
             await self._store.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     # ------------------------------------------------------------ creating
 

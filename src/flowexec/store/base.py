@@ -8,14 +8,14 @@ extra reads that explain a refused write run only after the write was refused.
 from __future__ import annotations
 
 import asyncio
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
-from types import TracebackType
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
+from flowexec.closing import AsyncClosing
 from flowexec.errors import (
     ClaimLost,
     ExecutionExists,
@@ -273,7 +273,7 @@ def page_cursor(after: PagePosition | None) -> tuple[datetime, str] | None:
     )
 
 
-class SqlExecutionStore(ABC):
+class SqlExecutionStore(AsyncClosing):
     """The `ExecutionStore` contract over backend primitives."""
 
     backend: ClassVar[str]
@@ -282,17 +282,6 @@ class SqlExecutionStore(ABC):
         self.table_prefix = check_table_prefix(table_prefix)
         self.max_depth = check_int_range(max_depth, "max_depth", 1, 10_000)
         self._work_ready = asyncio.Event()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     def _signal_work(self) -> None:
         """Wake this process's own waiters; other processes learn by NOTIFY or by polling."""
@@ -308,9 +297,6 @@ class SqlExecutionStore(ABC):
         return True
 
     # ------------------------------------------------------------ primitives
-
-    @abstractmethod
-    async def close(self) -> None: ...
 
     @abstractmethod
     async def migrate(self, *, target_version: int | None = None) -> list[str]: ...
