@@ -366,8 +366,10 @@ def account(
     - every started run of attempt k <= n was taken over from its worker by record k;
     - at most one run starts per attempt, and a run that wrote its finish mark either is the
       accepted one or was taken over (its completion was refused).
-    Without `strict` (flow retries may count failures too) the same checks hold but for the
-    mapping of attempts to records: failure_count >= records, finishes <= 1 + failure_count.
+    Without `strict` (flow retries may count failures too, and a run that met a store outage
+    is requeued without counting one) the same checks hold but for the mapping of attempts
+    to records: failure_count >= records, finishes <= 1 + failure_count, and one attempt may
+    be started more than once as long as at most one of those runs finished.
     """
     acc = Accounting(executions=len(executions), recoveries=len(recoveries))
     records: dict[str, list[RecoveryRow]] = defaultdict(list)
@@ -421,8 +423,11 @@ def account(
             acc.problem(f"{row.id}: accepted attempt {accepted[1]}, failure_count "
                         f"{row.failure_count}")
         per_attempt = Counter(attempt for _, attempt in starts[row.id])
+        finished_per_attempt = Counter(attempt for _, attempt in finishes[row.id])
         for attempt, count in per_attempt.items():
-            if count > 1:
+            # Without `strict`, a run that met the outage is requeued without counting a
+            # failure, so its re-run shares its attempt; two *finished* runs are duplicates.
+            if count > 1 and (strict or finished_per_attempt[attempt] > 1):
                 acc.duplicates += count - 1
                 acc.problem(f"{row.id}: {count} runs started as attempt {attempt}")
         if accepted not in starts[row.id]:

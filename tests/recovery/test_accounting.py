@@ -65,6 +65,21 @@ def test_two_runs_of_one_attempt_are_a_duplicate() -> None:
     assert any("2 runs started as attempt 1" in p for p in acc.problems)
 
 
+def test_without_strict_a_requeued_run_may_share_its_attempt_but_not_finish_twice() -> None:
+    """A run that met a store outage is requeued uncounted: its re-run has the same attempt."""
+    requeued = _clean()
+    requeued["marks"] += _marks(("C", "w3", 1, False))
+    acc = account(**requeued, strict=False)
+    assert (acc.duplicates, acc.problems) == (0, [])
+
+    finished_twice = _clean()
+    finished_twice["marks"] += _marks(("C", "w3", 1, True))
+    acc = account(**finished_twice, strict=False)
+    assert acc.duplicates >= 1
+    assert any("2 runs started as attempt 1" in p for p in acc.problems)
+    assert any("second completed run" in p for p in acc.problems)
+
+
 def test_a_lost_child_and_an_unexpected_one_are_counted() -> None:
     lost = _clean()
     del lost["executions"]["C"]
