@@ -64,7 +64,8 @@ def header(backend: str, quick: bool, reps: int, pg: PostgresBench | None) -> st
         f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M UTC}; {reps} repetitions per figure, "
         "shown as median (min-max)",
         f"- machine: {os.cpu_count()} cores, {_ram_gib()} RAM, {_cpu_model()}, "
-        f"{platform.system()} {platform.release()}",
+        f"{platform.system()} {platform.release()}; load average at start "
+        f"{os.getloadavg()[0]:.2f}",
         f"- versions: Python {platform.python_version()}, "
         + (f"PostgreSQL {pg.server_version}, " if pg else "")
         + f"SQLite {sqlite3.sqlite_version}, psycopg {psycopg.__version__} "

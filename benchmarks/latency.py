@@ -189,9 +189,11 @@ async def run(ctx: Context) -> list[Table]:
     table.notes += [
         f"{count:,} executions per repetition, created one at a time; each percentile is taken "
         "per repetition, then shown as median (min-max) over repetitions.",
-        "Includes the create call itself (its insert, commit and NOTIFY). The Worker's path adds "
-        "claim_next, its fenced `running` write and reading the execution before the flow; its "
-        f"polling fallback is its default; the store loop's is {POLL_S:g} s.",
+        "Includes the create call itself (its insert and commit"
+        + (", and the NOTIFY" if ctx.backend == "postgres" else "")
+        + "). The Worker's path adds claim_next, its fenced `running` write and reading the "
+        "execution before the flow; the Worker polls at its default interval"
+        + (f", the store loop every {POLL_S:g} s." if ctx.backend == "postgres" else "."),
     ]
     if ctx.backend == "sqlite":
         table.notes.append(
