@@ -19,6 +19,7 @@ from flowexec.store.postgres import queries as Q
 from flowexec.store.protocol import ExecutionStore
 
 FINISHED = 20_000
+LIVE = 4_000  # half queued, half running under a live lease
 
 
 def _index_names(plan: Any) -> Iterator[tuple[str, str | None, str | None]]:
@@ -68,7 +69,7 @@ def plans(url: str, prefix: str, template: str, params: dict[str, Any],
 
 @pytest.fixture
 async def loaded(store: ExecutionStore, postgres_url: str) -> str:
-    """Many finished trees, a few runnable and a few running executions; analysed."""
+    """Many finished trees, a queue, and running executions with live leases; analysed."""
     p = store.table_prefix
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute(
@@ -84,7 +85,13 @@ async def loaded(store: ExecutionStore, postgres_url: str) -> str:
                 SELECT 'live' || g, 'flow', 'owner', 'live' || g,
                        CASE WHEN g % 2 = 0 THEN 'created' ELSE 'running' END,
                        now(), now(), now()
-                FROM generate_series(1, 20) g""",
+                FROM generate_series(1, {LIVE}) g""",
+        )
+        conn.execute(  # live leases on the running ones, as a busy installation has
+            f"""INSERT INTO {p}execution_claims (execution_id, worker_id, claimed_at, expires_at,
+                    heartbeat_at, status, epoch)
+                SELECT id, 'w', now(), now() + interval '1 hour', now(), 'active', 1
+                FROM {p}executions WHERE status = 'running'""",
         )
         for table in ("executions", "execution_claims", "execution_recovery"):
             conn.execute(f"ANALYZE {p}{table}")
@@ -107,6 +114,10 @@ def test_claim_next_uses_the_runnable_index(loaded: str, postgres_url: str) -> N
         {"worker_id": "text", "timeout_ms": "integer", "limit": "integer"},
     )
     assert_uses(found, loaded, "executions_runnable")
+    for kind, nodes in found.items():
+        claims_scans = [n for n in nodes if n[1] == f"{loaded}execution_claims"
+                        and n[0] not in ("Index Scan", "Index Only Scan", "ModifyTable")]
+        assert not claims_scans, f"{kind} plan reads every live claim: {nodes}"
 
 
 def test_recovery_sweep_uses_the_recoverable_index(loaded: str, postgres_url: str) -> None:

@@ -192,7 +192,9 @@ def _claim(picked: str, takeover: str) -> str:
     """Claim the `picked` executions: upsert each claim row, then mark the execution.
 
     A claimed execution is not available again before its lease runs out, so `available_at`
-    moves to the lease's end: the runnable index then never walks over claimed rows.
+    moves to the lease's end: the runnable index then never walks over claimed rows. The
+    `= ANY (ARRAY(...))` keeps the marking on the primary key under a generic plan, which
+    otherwise hashed the whole executions table on every claim.
     """
     return f"""
     WITH picked AS ({picked}),
@@ -214,7 +216,9 @@ def _claim(picked: str, takeover: str) -> str:
             claim_epoch = claimed.epoch,
             available_at = claimed.expires_at,
             updated_at = now()
-        FROM claimed WHERE e.id = claimed.execution_id
+        FROM claimed
+        WHERE e.id = ANY (ARRAY(SELECT execution_id FROM claimed))
+          AND e.id = claimed.execution_id
     )
     SELECT {_CLAIM_COLUMNS} FROM claimed
     """
@@ -237,12 +241,15 @@ CLAIM_ONE = _claim(
 
 
 def _claim_batch(flow_filter: str) -> str:
+    """A candidate is skipped when its claim row is a live lease: one primary-key probe per
+    candidate. (`NOT EXISTS` let the planner gather every live claim first, so claim_next
+    slowed with the number of running executions.)"""
     return _claim(
         f"""
         SELECT e.id FROM {{p}}executions e
         WHERE e.status = 'created' AND e.available_at <= now() {flow_filter}
-          AND NOT EXISTS (
-              SELECT 1 FROM {{p}}execution_claims c WHERE c.execution_id = e.id AND {_LIVE_CLAIM})
+          AND (SELECT {_LIVE_CLAIM} FROM {{p}}execution_claims c
+               WHERE c.execution_id = e.id) IS NOT TRUE
         ORDER BY e.available_at, e.id
         LIMIT %(limit)s
         FOR UPDATE OF e SKIP LOCKED
@@ -266,8 +273,10 @@ RELEASE = """
         UPDATE {p}execution_claims c SET status = 'released'
         FROM done WHERE c.execution_id = done.id AND c.status = 'active'
     )
-    SELECT id, pg_notify(%(channel)s, '') FROM done
+    SELECT id FROM done
 """
+# No NOTIFY on release: NOTIFY serialises commits on a global lock, and a released execution
+# is found by the next claim or poll (in this process the store wakes its own waiters).
 
 EXTEND = """
     UPDATE {p}execution_claims c SET

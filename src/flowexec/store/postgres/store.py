@@ -301,8 +301,7 @@ class PostgresExecutionStore(SqlExecutionStore):
         return bool(
             await self._rows(
                 Q.RELEASE,
-                {"id": execution_id, "worker_id": worker_id, "epoch": epoch,
-                 "channel": self._channel},
+                {"id": execution_id, "worker_id": worker_id, "epoch": epoch},
             )
         )
 
