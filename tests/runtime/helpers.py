@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -24,6 +25,22 @@ FAST: dict[str, Any] = {
 """Short leases and polls so that the suite stays quick; recovery has tests of its own."""
 
 OWNER = "owner-1"
+
+
+class BlockingNode:
+    """A node that blocks until its run is cancelled, noting when it started and when it ended."""
+
+    def __init__(self) -> None:
+        self.entered = asyncio.Event()
+        self.cancelled_at: list[float] = []
+
+    async def __call__(self) -> None:
+        self.entered.set()
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            self.cancelled_at.append(time.monotonic())
+            raise
 
 
 @asynccontextmanager

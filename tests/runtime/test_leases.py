@@ -11,7 +11,7 @@ import pytest
 from flowexec import App, ExecutionStatus, FlowContext, UpdateExecutionStatusParams
 from flowexec.store.protocol import ExecutionStore
 
-from .helpers import OWNER, running_worker, signal_when_set, wait_until
+from .helpers import OWNER, BlockingNode, running_worker, signal_when_set, wait_until
 
 
 async def test_heartbeats_keep_a_run_longer_than_its_lease(store: ExecutionStore) -> None:
@@ -48,16 +48,7 @@ async def test_a_run_whose_claim_is_taken_over_is_cancelled_at_the_next_heartbea
     store: ExecutionStore,
 ) -> None:
     app = App()
-    entered = asyncio.Event()
-    cancelled_at: list[float] = []
-
-    async def block() -> None:
-        entered.set()
-        try:
-            await asyncio.sleep(60)
-        except asyncio.CancelledError:
-            cancelled_at.append(time.monotonic())
-            raise
+    block = BlockingNode()
 
     @app.flow("victim")
     async def victim(ctx: FlowContext) -> str:
@@ -67,18 +58,18 @@ async def test_a_run_whose_claim_is_taken_over_is_cancelled_at_the_next_heartbea
     client = await app.client(store)
     async with running_worker(app, store, heartbeat_interval_ms=150) as worker:
         execution_id = await client.create("victim", owner_id=OWNER)
-        await wait_until(signal_when_set(entered), what="the node")
+        await wait_until(signal_when_set(block.entered), what="the node")
         taken_at = time.monotonic()
         epoch = await take_over(store, execution_id, worker.worker_id)
 
         async def was_cancelled() -> bool:
-            return bool(cancelled_at)
+            return bool(block.cancelled_at)
 
         await wait_until(was_cancelled, within=3, what="the run to be cancelled")
         await asyncio.sleep(0.3)
         assert worker.active_runs == 0
 
-    assert cancelled_at[0] - taken_at < 1.0
+    assert block.cancelled_at[0] - taken_at < 1.0
     after = await client.get(execution_id)
     assert (after.status, after.processing_worker_id, after.result, after.failure_count) == (
         ExecutionStatus.RUNNING, "intruder", None, 0

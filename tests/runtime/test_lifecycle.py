@@ -17,7 +17,14 @@ from flowexec import (
 )
 from flowexec.store.protocol import ExecutionStore
 
-from .helpers import OWNER, running_worker, signal_when_set, wait_for_status, wait_until
+from .helpers import (
+    OWNER,
+    BlockingNode,
+    running_worker,
+    signal_when_set,
+    wait_for_status,
+    wait_until,
+)
 
 
 async def test_created_without_start_it_waits_for_start(store: ExecutionStore) -> None:
@@ -44,17 +51,8 @@ async def test_created_without_start_it_waits_for_start(store: ExecutionStore) -
 
 async def test_stop_cancels_a_running_execution_within_a_second(store: ExecutionStore) -> None:
     app = App()
-    entered = asyncio.Event()
-    cancelled_at: list[float] = []
+    block = BlockingNode()
     after_stop: list[str] = []
-
-    async def block() -> None:
-        entered.set()
-        try:
-            await asyncio.sleep(60)
-        except asyncio.CancelledError:
-            cancelled_at.append(time.monotonic())
-            raise
 
     @app.flow("blocking")
     async def blocking(ctx: FlowContext) -> None:
@@ -64,13 +62,15 @@ async def test_stop_cancels_a_running_execution_within_a_second(store: Execution
     client = await app.client(store)
     async with running_worker(app, store, control_interval_s=0.25):
         execution_id = await client.create("blocking", owner_id=OWNER)
-        await wait_until(signal_when_set(entered), what="the node to start")
+        await wait_until(signal_when_set(block.entered), what="the node to start")
         stopped_at = time.monotonic()
         await client.stop(execution_id, reason="operator said so")
-        await wait_until(lambda: _truthy(cancelled_at), within=2, what="the run to be cancelled")
+        await wait_until(
+            lambda: _truthy(block.cancelled_at), within=2, what="the run to be cancelled"
+        )
         await asyncio.sleep(0.3)
 
-    assert cancelled_at[0] - stopped_at < 1.0
+    assert block.cancelled_at[0] - stopped_at < 1.0
     assert after_stop == []
     stopped = await client.get(execution_id)
     assert stopped.status is ExecutionStatus.STOPPED
