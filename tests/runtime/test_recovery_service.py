@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 
 import pytest
 
@@ -17,30 +16,11 @@ from flowexec.model import (
 )
 from flowexec.runtime.recovery import RecoveryService
 from flowexec.store.protocol import ExecutionStore
+from tests.conformance.helpers import start_running, wait_for_lease_end
 
 StoreFactory = Callable[..., Awaitable[ExecutionStore]]
 
 LEASE_MS = 100
-
-
-async def start_running(store: ExecutionStore, worker: str, *, lease_ms: int = LEASE_MS) -> str:
-    execution = new_execution("flow", "owner")
-    await store.create(execution)
-    claim = await store.claim_execution(execution.id, worker, lease_ms)
-    assert claim is not None
-    await store.update_execution_status(
-        UpdateExecutionStatusParams(
-            execution.id, ExecutionStatus.RUNNING, worker_id=worker, epoch=claim.epoch
-        )
-    )
-    return execution.id
-
-
-async def wait_for_lease_expiry(store: ExecutionStore) -> None:
-    """Leases are on the database clock, so wait on it."""
-    until = await store.now() + timedelta(milliseconds=LEASE_MS)
-    while await store.now() <= until:
-        await asyncio.sleep(0.02)
 
 
 async def test_only_the_lock_holder_sweeps(store_factory: StoreFactory) -> None:
@@ -60,10 +40,13 @@ async def test_only_the_lock_holder_sweeps(store_factory: StoreFactory) -> None:
 
 
 async def test_sweep_requeues_dead_runs_and_leaves_the_queue_alone(store: ExecutionStore) -> None:
-    dead = await start_running(store, "dead-worker")
+    dead_execution, dead_claim = await start_running(
+        store, worker_id="dead-worker", timeout_ms=LEASE_MS
+    )
+    dead = dead_execution.id
     queued = new_execution("flow", "owner")
     await store.create(queued)
-    await wait_for_lease_expiry(store)
+    await wait_for_lease_end(store, dead_claim)
 
     service = RecoveryService(store, worker_id="rec", interval_s=0.05, backoff_base_ms=0)
     report = await service.sweep_once()
@@ -88,8 +71,9 @@ async def test_sweep_requeues_dead_runs_and_leaves_the_queue_alone(store: Execut
 async def test_sweep_fails_a_run_at_exactly_max_failures(store: ExecutionStore) -> None:
     service = RecoveryService(store, worker_id="rec", interval_s=0.05, max_failures=2,
                               backoff_base_ms=0)
-    execution_id = await start_running(store, "w-a")
-    await wait_for_lease_expiry(store)
+    execution, first_claim = await start_running(store, worker_id="w-a", timeout_ms=LEASE_MS)
+    execution_id = execution.id
+    await wait_for_lease_end(store, first_claim)
     first = await service.sweep_once()
     assert first is not None and (first.requeued, first.failed) == (1, 0)
 
@@ -100,7 +84,7 @@ async def test_sweep_fails_a_run_at_exactly_max_failures(store: ExecutionStore) 
             execution_id, ExecutionStatus.RUNNING, worker_id="w-b", epoch=claim.epoch
         )
     )
-    await wait_for_lease_expiry(store)
+    await wait_for_lease_end(store, claim)
     second = await service.sweep_once()
     assert second is not None and (second.requeued, second.failed) == (0, 1)
 
