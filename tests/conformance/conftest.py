@@ -2,32 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 from collections.abc import Callable, Iterator
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from flowexec.store.protocol import ExecutionStore
+from tests.conftest import drop_prefixed_tables
 
 from .helpers import StoreFactory
-
-_ROOT_CONFTEST = Path(__file__).resolve().parent.parent / "conftest.py"
-
-
-def _root_conftest() -> ModuleType:
-    """tests/conftest.py as a module (`tests.conftest` is not importable from every rootdir)."""
-    spec = importlib.util.spec_from_file_location("_flowexec_tests_conftest", _ROOT_CONFTEST)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def drop_prefixed_tables(url: str, prefix: str) -> None:
-    _root_conftest().drop_prefixed_tables(url, prefix)
 
 
 @pytest.fixture
