@@ -212,10 +212,6 @@ class Execution:
     """When the queue may hand it out; `None` while it is created but not started."""
     result: JSON = None
 
-    @property
-    def is_root(self) -> bool:
-        return self.parent_execution_id is None
-
     def content_differences(self, other: Execution) -> list[str]:
         """Fields a caller chose that differ; timestamps and progress are not content."""
         names = (
