@@ -21,6 +21,7 @@ from flowexec.errors import (
 )
 from flowexec.model import (
     ClaimStatus,
+    Completion,
     Execution,
     ExecutionClaim,
     ExecutionLimits,
@@ -30,8 +31,10 @@ from flowexec.model import (
     RecoveryReason,
     RecoveryRecord,
     RootExecution,
+    StartedExecution,
     StoreStats,
     UpdateExecutionStatusParams,
+    WorkBatch,
     new_execution,
 )
 from flowexec.runtime import App, Client, FlowContext, FlowEvent, Worker
@@ -44,6 +47,7 @@ __all__ = [
     "ClaimLost",
     "ClaimStatus",
     "Client",
+    "Completion",
     "ConfigError",
     "DepthLimitExceeded",
     "Execution",
@@ -68,10 +72,12 @@ __all__ = [
     "RecoveryReason",
     "RecoveryRecord",
     "RootExecution",
+    "StartedExecution",
     "StoreStats",
     "StoreUnavailable",
     "UpdateExecutionStatusParams",
     "ValidationError",
+    "WorkBatch",
     "Worker",
     "__version__",
     "new_execution",

@@ -239,6 +239,32 @@ class ExecutionClaim:
 
 
 @dataclass(frozen=True, slots=True)
+class StartedExecution:
+    """An execution that `claim_and_start` claimed and moved to `running`, with its claim."""
+
+    claim: ExecutionClaim
+    execution: Execution
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A run that returned `result`: completed by `claim_and_start`, fenced by the run's epoch."""
+
+    execution_id: str
+    epoch: int
+    result: JSON = None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkBatch:
+    """What one `claim_and_start` did: the executions it started (in no particular order), and
+    the ids it completed."""
+
+    started: list[StartedExecution]
+    completed: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
 class ExecutionTreeNode:
     id: str
     parent_id: str | None

@@ -28,6 +28,7 @@ from flowexec.model import (
     DEFAULT_TREE_NODES,
     MAX_TREE_NODES,
     ClaimStatus,
+    Completion,
     Execution,
     ExecutionClaim,
     ExecutionOptions,
@@ -36,10 +37,13 @@ from flowexec.model import (
     RecoveryReason,
     RecoveryRecord,
     RootExecution,
+    StartedExecution,
     StoreStats,
     UpdateExecutionStatusParams,
+    WorkBatch,
     can_transition,
     check_datetime,
+    check_epoch,
     check_fence,
     check_id,
     check_int_range,
@@ -59,6 +63,8 @@ Row = dict[str, Any]
 
 MAX_FAILURES_LIMIT = 1_000_000
 MAX_BACKOFF_MS = 7 * 24 * 60 * 60 * 1000
+MAX_BATCH = 1000
+"""Largest `limit` of a claiming call, and most completions one `claim_and_start` writes."""
 
 
 class StatusEffect(Enum):
@@ -93,6 +99,15 @@ class StatusWrite:
     error_node_id: str | None
     started_at: datetime | None
     completed_at: datetime | None
+    result_json: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CompletionWrite:
+    """A checked `Completion`: fenced by the claiming worker and this epoch."""
+
+    execution_id: str
+    epoch: int
     result_json: str | None
 
 
@@ -212,6 +227,22 @@ def execution_from_row(row: Row) -> Execution:
         available_at=row["available_at"],
         result=row["result"],
     )
+
+
+def started_from_row(row: Row) -> StartedExecution:
+    """A started execution's row carries its new claim: claiming sets the processing fields
+    from the claim row (`processing_started_at` = `claimed_at`, `claim_epoch` = `epoch`) and
+    `available_at` to the lease's `expires_at`, and nothing has heartbeated it yet."""
+    claim = ExecutionClaim(
+        execution_id=row["id"],
+        worker_id=row["processing_worker_id"],
+        claimed_at=row["processing_started_at"],
+        expires_at=row["available_at"],
+        heartbeat_at=row["processing_started_at"],
+        status=ClaimStatus.ACTIVE,
+        epoch=int(row["claim_epoch"]),
+    )
+    return StartedExecution(claim=claim, execution=execution_from_row(row))
 
 
 def encode_json(value: Any, name: str) -> str | None:
@@ -347,6 +378,18 @@ class SqlExecutionStore(AsyncClosing):
     async def _claim_batch(
         self, worker_id: str, timeout_ms: int, limit: int, flow_ids: list[str] | None
     ) -> list[Row]: ...
+
+    @abstractmethod
+    async def _claim_and_start(
+        self,
+        worker_id: str,
+        timeout_ms: int,
+        limit: int,
+        flow_ids: list[str] | None,
+        completions: list[CompletionWrite],
+    ) -> tuple[list[Row], set[str]]:
+        """One transaction: write the completions, then claim and start at most `limit` plus
+        as many as were written. Returns the started executions' rows and the completed ids."""
 
     @abstractmethod
     async def _release(self, execution_id: str, worker_id: str, epoch: int | None) -> bool: ...
@@ -572,7 +615,7 @@ class SqlExecutionStore(AsyncClosing):
     ) -> list[ExecutionClaim]:
         check_id(worker_id, "worker_id")
         check_timeout_ms(timeout_ms)
-        check_limit(limit, high=1000)
+        check_limit(limit, high=MAX_BATCH)
         flows: list[str] | None = None
         if flow_ids is not None:
             _check_sequence(flow_ids, "flow_ids takes a sequence of flow ids")
@@ -581,6 +624,39 @@ class SqlExecutionStore(AsyncClosing):
                 return []
         rows = await self._claim_batch(worker_id, timeout_ms, limit, flows)
         return [claim_from_row(r) for r in rows]
+
+    async def claim_and_start(
+        self,
+        worker_id: str,
+        timeout_ms: int,
+        *,
+        limit: int = 1,
+        flow_ids: Sequence[str] | None = None,
+        complete: Sequence[Completion] = (),
+    ) -> WorkBatch:
+        check_id(worker_id, "worker_id")
+        check_timeout_ms(timeout_ms)
+        check_int_range(limit, "limit", 0, MAX_BATCH)
+        flows: list[str] | None = None
+        if flow_ids is not None:
+            _check_sequence(flow_ids, "flow_ids takes a sequence of flow ids")
+            flows = [check_id(f, "flow_id") for f in flow_ids]
+            if not flows:
+                limit = 0
+        _check_sequence(complete, "complete takes a sequence of Completion")
+        if len(complete) > MAX_BATCH:
+            raise ValidationError(f"complete takes at most {MAX_BATCH} completions at once")
+        completions = [_check_completion(c, worker_id) for c in complete]
+        if len({c.execution_id for c in completions}) < len(completions):
+            raise ValidationError("complete lists an execution more than once")
+        if limit == 0 and not completions:
+            return WorkBatch(started=[], completed=frozenset())
+        rows, completed = await self._claim_and_start(
+            worker_id, timeout_ms, limit, flows, completions
+        )
+        return WorkBatch(
+            started=[started_from_row(r) for r in rows], completed=frozenset(completed)
+        )
 
     async def release_execution(
         self, execution_id: str, worker_id: str, *, epoch: int | None = None
@@ -765,6 +841,18 @@ def _sources(target: ExecutionStatus, expected: object) -> list[str]:
             f"expected_status {current.value!r} can never move to {target.value!r}"
         )
     return [current.value]
+
+
+def _check_completion(completion: object, worker_id: str) -> CompletionWrite:
+    if not isinstance(completion, Completion):
+        raise ValidationError(
+            f"complete takes Completion objects, not {type(completion).__name__}"
+        )
+    return CompletionWrite(
+        execution_id=check_id(completion.execution_id, "execution_id"),
+        epoch=check_epoch(completion.epoch),
+        result_json=encode_json(completion.result, "result"),
+    )
 
 
 def _fence_holds(row: Row, fence: tuple[str, int]) -> bool:

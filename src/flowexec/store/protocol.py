@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
 
 from flowexec.model import (
+    Completion,
     Execution,
     ExecutionClaim,
     ExecutionStatus,
@@ -22,6 +23,7 @@ from flowexec.model import (
     RootExecution,
     StoreStats,
     UpdateExecutionStatusParams,
+    WorkBatch,
 )
 
 
@@ -138,6 +140,27 @@ class ExecutionStore(Protocol):
         flow_ids: Sequence[str] | None = None,
     ) -> list[ExecutionClaim]:
         """Claim up to `limit` runnable executions, oldest `available_at` first, in one trip."""
+        ...
+
+    async def claim_and_start(
+        self,
+        worker_id: str,
+        timeout_ms: int,
+        *,
+        limit: int = 1,
+        flow_ids: Sequence[str] | None = None,
+        complete: Sequence[Completion] = (),
+    ) -> WorkBatch:
+        """A worker's whole exchange with the queue in one transaction (one round trip, one
+        commit): complete its returned runs, then claim and start the next ones.
+
+        Each completion is fenced by `worker_id` and its epoch and moves `running` →
+        `completed` with its result, releasing the claim; one that cannot be written (lease
+        lost, execution paused, stopped or gone) changes nothing and is left out of
+        `completed` (`update_execution_status` says why). Then up to `limit` runnable
+        executions, plus one for each completion written, are claimed as by `claim_next` and
+        moved to `running`. `limit` may be 0 (only complete).
+        """
         ...
 
     async def release_execution(

@@ -120,6 +120,42 @@ def test_claim_next_uses_the_runnable_index(loaded: str, postgres_url: str) -> N
         assert not claims_scans, f"{kind} plan reads every live claim: {nodes}"
 
 
+CLAIM_AND_START_TYPES = {
+    "worker_id": "text", "timeout_ms": "integer", "limit": "integer", "most": "integer",
+    "flow_ids": "text[]", "done_ids": "text[]", "done_epochs": "bigint[]",
+    "done_results": "text[]",
+}
+
+
+@pytest.mark.parametrize(
+    ("statement", "flow_ids"),
+    [(Q.CLAIM_AND_START, None), (Q.CLAIM_AND_START_FOR_FLOWS, ["flow", "other"])],
+    ids=["all flows", "for flows"],
+)
+def test_claim_and_start_uses_the_runnable_index_and_the_primary_key(
+    loaded: str, postgres_url: str, statement: str, flow_ids: list[str] | None
+) -> None:
+    """Completing a worker's runs goes by primary key; claiming, as claim_next does."""
+    done_ids = [f"live{g}" for g in range(1, 20, 2)]  # running ones
+    params: dict[str, Any] = {
+        "worker_id": "w", "timeout_ms": 30_000, "limit": 10, "most": 10 + len(done_ids),
+        "done_ids": done_ids, "done_epochs": [1] * len(done_ids),
+        "done_results": ['{"ok": true}'] * len(done_ids),
+    }
+    if flow_ids is not None:
+        params["flow_ids"] = flow_ids
+    found = plans(postgres_url, loaded, statement, params, CLAIM_AND_START_TYPES)
+    assert_uses(found, loaded, "executions_runnable")
+    for kind, nodes in found.items():
+        by_key = [n for n in nodes if n[2] == f"{loaded}executions_pkey"]
+        assert len(by_key) >= 2, (
+            f"{kind} plan does not complete and mark by primary key: {nodes}"
+        )
+        claims_scans = [n for n in nodes if n[1] == f"{loaded}execution_claims"
+                        and n[0] not in ("Index Scan", "Index Only Scan", "ModifyTable")]
+        assert not claims_scans, f"{kind} plan reads every live claim: {nodes}"
+
+
 def test_recovery_sweep_uses_the_recoverable_index(loaded: str, postgres_url: str) -> None:
     params = {"worker_id": "rec", "limit": 100, "max_failures": 5, "backoff_base_ms": 1000,
               "backoff_max_ms": 300_000, "channel": f"{loaded}work"}

@@ -16,6 +16,7 @@ EXECUTION_COLUMNS = """
 """
 
 _E = EXECUTION_COLUMNS
+_E_QUALIFIED = ", ".join("e." + c.strip() for c in _E.split(","))
 _LIVE_CLAIM = "c.status = 'active' AND c.expires_at > now()"
 _RELEASE_CLAIM = """
     UPDATE {p}execution_claims c SET status = 'released'
@@ -178,7 +179,7 @@ SUBTREE = f"""
     ), bounded AS (
         SELECT id, level FROM sub ORDER BY level, id LIMIT %(max_nodes)s
     )
-    SELECT {", ".join("e." + c.strip() for c in _E.split(","))}, bounded.level
+    SELECT {_E_QUALIFIED}, bounded.level
     FROM bounded JOIN {{p}}executions e ON e.id = bounded.id
     ORDER BY bounded.level, bounded.id
 """
@@ -188,16 +189,46 @@ STATUSES = "SELECT id, status FROM {p}executions WHERE id = ANY(%(ids)s)"
 _CLAIM_COLUMNS = "execution_id, worker_id, claimed_at, expires_at, heartbeat_at, status, epoch"
 
 
-def _claim(picked: str, takeover: str) -> str:
+# A worker's returned runs, completed as `update_execution_status` would: fenced, from
+# `running` only, claim released. `unnest` pairs each id with its epoch and result.
+_COMPLETE_RUNS = f"""
+    done AS (
+        UPDATE {{p}}executions e SET
+            status = 'completed', completed_at = now(), error_message = NULL,
+            error_node_id = NULL, result = v.result::jsonb, processing_worker_id = NULL,
+            processing_started_at = NULL, updated_at = now()
+        FROM unnest(%(done_ids)s::text[], %(done_epochs)s::bigint[], %(done_results)s::text[])
+             AS v (id, epoch, result)
+        WHERE e.id = v.id AND e.status = 'running'
+          AND e.processing_worker_id = %(worker_id)s AND e.claim_epoch = v.epoch
+        RETURNING e.id
+    ), done_released AS ({_RELEASE_CLAIM}),
+"""
+
+
+def _claim(picked: str, takeover: str, *, start: bool = False) -> str:
     """Claim the `picked` executions: upsert each claim row, then mark the execution.
 
     A claimed execution is not available again before its lease runs out, so `available_at`
     moves to the lease's end: the runnable index then never walks over claimed rows. The
     `= ANY (ARRAY(...))` keeps the marking on the primary key under a generic plan, which
     otherwise hashed the whole executions table on every claim.
+
+    `start` is `claim_and_start`: completions first (`done`), executions marked `running` and
+    returned whole, and always one row at least, which carries the completed ids.
     """
+    starting = "status = 'running', started_at = COALESCE(e.started_at, now())," if start else ""
+    returning = f"RETURNING {_E_QUALIFIED}" if start else ""
+    result = (
+        """SELECT started.*, finished.completed
+    FROM (SELECT ARRAY(SELECT id FROM done) AS completed) AS finished
+    LEFT JOIN marked AS started ON true"""
+        if start
+        else f"SELECT {_CLAIM_COLUMNS} FROM claimed"
+    )
     return f"""
-    WITH picked AS ({picked}),
+    WITH {_COMPLETE_RUNS if start else ""}
+    picked AS ({picked}),
     claimed AS (
         INSERT INTO {{p}}execution_claims AS c ({_CLAIM_COLUMNS})
         SELECT picked.id, %(worker_id)s, now(),
@@ -211,6 +242,7 @@ def _claim(picked: str, takeover: str) -> str:
         RETURNING c.*
     ), marked AS (
         UPDATE {{p}}executions e SET
+            {starting}
             processing_worker_id = claimed.worker_id,
             processing_started_at = claimed.claimed_at,
             claim_epoch = claimed.epoch,
@@ -219,8 +251,9 @@ def _claim(picked: str, takeover: str) -> str:
         FROM claimed
         WHERE e.id = ANY (ARRAY(SELECT execution_id FROM claimed))
           AND e.id = claimed.execution_id
+        {returning}
     )
-    SELECT {_CLAIM_COLUMNS} FROM claimed
+    {result}
     """
 
 
@@ -240,26 +273,35 @@ CLAIM_ONE = _claim(
 )
 
 
-def _claim_batch(flow_filter: str) -> str:
+def _pick_runnable(flow_filter: str, limit: str = "%(limit)s") -> str:
     """A candidate is skipped when its claim row is a live lease: one primary-key probe per
     candidate. (`NOT EXISTS` let the planner gather every live claim first, so claim_next
     slowed with the number of running executions.)"""
-    return _claim(
-        f"""
+    return f"""
         SELECT e.id FROM {{p}}executions e
         WHERE e.status = 'created' AND e.available_at <= now() {flow_filter}
           AND (SELECT {_LIVE_CLAIM} FROM {{p}}execution_claims c
                WHERE c.execution_id = e.id) IS NOT TRUE
         ORDER BY e.available_at, e.id
-        LIMIT %(limit)s
+        LIMIT {limit}
         FOR UPDATE OF e SKIP LOCKED
-        """,
-        _TAKEOVER,
-    )
+        """
 
 
-CLAIM_BATCH = _claim_batch("")
-CLAIM_BATCH_FOR_FLOWS = _claim_batch("AND e.flow_id = ANY(%(flow_ids)s)")
+# claim_and_start may take one more execution for each completion written, which only the
+# statement knows: the inner LIMIT is the most it may take (a plain parameter, so the plan
+# stays on the runnable index) and the outer one trims it. Rows are locked only as the outer
+# LIMIT pulls them.
+def _pick_runnable_for_start(flow_filter: str) -> str:
+    inner = _pick_runnable(flow_filter, limit="%(most)s")
+    return f"SELECT id FROM ({inner}) AS candidates LIMIT %(limit)s + (SELECT count(*) FROM done)"
+
+
+_FOR_FLOWS = "AND e.flow_id = ANY(%(flow_ids)s)"
+CLAIM_BATCH = _claim(_pick_runnable(""), _TAKEOVER)
+CLAIM_BATCH_FOR_FLOWS = _claim(_pick_runnable(_FOR_FLOWS), _TAKEOVER)
+CLAIM_AND_START = _claim(_pick_runnable_for_start(""), _TAKEOVER, start=True)
+CLAIM_AND_START_FOR_FLOWS = _claim(_pick_runnable_for_start(_FOR_FLOWS), _TAKEOVER, start=True)
 
 RELEASE = """
     WITH done AS (
@@ -349,7 +391,7 @@ _DEAD_WORKER = """
 """
 
 NEEDING_RECOVERY = f"""
-    SELECT {", ".join("e." + c.strip() for c in _E.split(","))}
+    SELECT {_E_QUALIFIED}
     FROM {{p}}executions e LEFT JOIN {{p}}execution_claims c ON c.execution_id = e.id
     WHERE {_DEAD_WORKER}
     ORDER BY e.updated_at, e.id

@@ -25,6 +25,7 @@ from flowexec.errors import ConfigError, StoreUnavailable
 from flowexec.model import DEFAULT_MAX_DEPTH, StoreStats
 from flowexec.store import migrations
 from flowexec.store.base import (
+    CompletionWrite,
     RecoveryPolicy,
     RetryWrite,
     Row,
@@ -296,6 +297,31 @@ class PostgresExecutionStore(SqlExecutionStore):
             {"worker_id": worker_id, "timeout_ms": timeout_ms, "limit": limit,
              "flow_ids": flow_ids},
         )
+
+    async def _claim_and_start(
+        self,
+        worker_id: str,
+        timeout_ms: int,
+        limit: int,
+        flow_ids: list[str] | None,
+        completions: list[CompletionWrite],
+    ) -> tuple[list[Row], set[str]]:
+        statement = Q.CLAIM_AND_START if flow_ids is None else Q.CLAIM_AND_START_FOR_FLOWS
+        rows = await self._rows(
+            statement,
+            {
+                "worker_id": worker_id,
+                "timeout_ms": timeout_ms,
+                "limit": limit,
+                "most": limit + len(completions),
+                "flow_ids": flow_ids,
+                "done_ids": [c.execution_id for c in completions],
+                "done_epochs": [c.epoch for c in completions],
+                "done_results": [c.result_json for c in completions],
+            },
+        )
+        completed = set(rows[0]["completed"]) if rows else set()
+        return [r for r in rows if r["id"] is not None], completed
 
     async def _release(self, execution_id: str, worker_id: str, epoch: int | None) -> bool:
         return bool(

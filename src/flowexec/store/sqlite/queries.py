@@ -251,6 +251,22 @@ MARK_CLAIMED = f"""
     WHERE id = :id
 """
 
+# `claim_and_start`: the claimed executions start running, their processing fields and
+# `available_at` taken from the claim rows just written, exactly as MARK_CLAIMED sets them.
+START_CLAIMED = f"""
+    UPDATE {{p}}executions AS e SET
+        status = 'running',
+        started_at = COALESCE(e.started_at, :now),
+        processing_worker_id = c.worker_id,
+        processing_started_at = c.claimed_at,
+        claim_epoch = c.epoch,
+        available_at = c.expires_at,
+        {_TOUCH}
+    FROM {{p}}execution_claims AS c
+    WHERE e.id IN (SELECT value FROM json_each(:ids)) AND c.execution_id = e.id
+    RETURNING {_E}
+"""
+
 RELEASE = f"""
     UPDATE {{p}}executions SET
         processing_worker_id = NULL, processing_started_at = NULL,

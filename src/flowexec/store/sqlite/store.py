@@ -29,9 +29,10 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from flowexec.errors import ConfigError, StoreUnavailable
-from flowexec.model import DEFAULT_MAX_DEPTH, StoreStats
+from flowexec.model import DEFAULT_MAX_DEPTH, ExecutionStatus, StoreStats
 from flowexec.store import migrations
 from flowexec.store.base import (
+    CompletionWrite,
     RecoveryPolicy,
     RetryWrite,
     Row,
@@ -599,29 +600,90 @@ class SqliteExecutionStore(SqlExecutionStore):
 
         return await self._write(body)
 
-    async def _claim_batch(
-        self, worker_id: str, timeout_ms: int, limit: int, flow_ids: list[str] | None
+    def _claim_runnable(
+        self,
+        conn: sqlite3.Connection,
+        now: int,
+        worker_id: str,
+        timeout_ms: int,
+        limit: int,
+        flow_ids: list[str] | None,
     ) -> list[Row]:
+        """Claim up to `limit` runnable executions, oldest `available_at` first: their new
+        claim rows, in that order. The executions are left for the caller to mark."""
+        if limit <= 0:
+            return []
         pick = Q.PICK_RUNNABLE if flow_ids is None else Q.PICK_RUNNABLE_FOR_FLOWS
         pick_params = {
             "limit": limit,
             "flow_ids": None if flow_ids is None else json.dumps(flow_ids),
+            "now": now,
         }
+        ids = [r["id"] for r in self._rows(conn, pick, pick_params)]
+        if not ids:
+            return []
+        claims = self._rows(
+            conn,
+            Q.CLAIM_PICKED,
+            {"ids": json.dumps(ids), "worker_id": worker_id, "now": now,
+             "timeout_us": timeout_ms * 1000},
+        )
+        order = {execution_id: n for n, execution_id in enumerate(ids)}
+        claims.sort(key=lambda c: order[c["execution_id"]])
+        return claims
 
+    async def _claim_batch(
+        self, worker_id: str, timeout_ms: int, limit: int, flow_ids: list[str] | None
+    ) -> list[Row]:
         def body(conn: sqlite3.Connection, now: int) -> list[Row]:
-            ids = [r["id"] for r in self._rows(conn, pick, {**pick_params, "now": now})]
-            if not ids:
-                return []
-            claims = self._rows(
-                conn,
-                Q.CLAIM_PICKED,
-                {"ids": json.dumps(ids), "worker_id": worker_id, "now": now,
-                 "timeout_us": timeout_ms * 1000},
-            )
+            claims = self._claim_runnable(conn, now, worker_id, timeout_ms, limit, flow_ids)
             self._mark_claimed(conn, worker_id, now, claims)
-            order = {execution_id: n for n, execution_id in enumerate(ids)}
-            claims.sort(key=lambda c: order[c["execution_id"]])
             return claims
+
+        return await self._write(body)
+
+    async def _claim_and_start(
+        self,
+        worker_id: str,
+        timeout_ms: int,
+        limit: int,
+        flow_ids: list[str] | None,
+        completions: list[CompletionWrite],
+    ) -> tuple[list[Row], set[str]]:
+        sources = json.dumps([ExecutionStatus.RUNNING.value])
+
+        def body(conn: sqlite3.Connection, now: int) -> tuple[list[Row], set[str]]:
+            # Each completion as update_execution_status(COMPLETED) fenced by this worker and
+            # the completion's epoch would write it, from `running` only; refused ones are
+            # skipped and change nothing.
+            completed: set[str] = set()
+            for completion in completions:
+                finished = self._rows(
+                    conn,
+                    Q.STATUS_FINISH,
+                    {
+                        "id": completion.execution_id,
+                        "status": ExecutionStatus.COMPLETED.value,
+                        "sources": sources,
+                        "fence_worker": worker_id,
+                        "fence_epoch": completion.epoch,
+                        "error_message": None,
+                        "error_node_id": None,
+                        "completed_at": None,
+                        "result": completion.result_json,
+                        "now": now,
+                    },
+                )
+                if finished:
+                    conn.execute(self._sql(Q.RELEASE_CLAIM), {"id": completion.execution_id})
+                    completed.add(completion.execution_id)
+            claims = self._claim_runnable(
+                conn, now, worker_id, timeout_ms, limit + len(completed), flow_ids
+            )
+            if not claims:
+                return [], completed
+            ids = json.dumps([c["execution_id"] for c in claims])
+            return self._rows(conn, Q.START_CLAIMED, {"ids": ids, "now": now}), completed
 
         return await self._write(body)
 
