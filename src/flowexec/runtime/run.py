@@ -1,4 +1,4 @@
-"""One claimed execution on its way through a worker: start, run the flow, settle the outcome.
+"""One started execution on its way through a worker: run the flow, settle the outcome.
 
 The flow runs in a task of its own so that the worker can cancel it (lease lost, stopped,
 shutdown) while this object still decides what, if anything, to write afterwards:
@@ -9,6 +9,7 @@ shutdown) while this object still decides what, if anything, to write afterwards
 - lease lost or stopped: nothing (someone else owns the execution, or it is finished);
 - shutdown: back to the queue without counting a failure.
 Every write is fenced by the claim; the terminal or requeue write releases the claim too.
+A completion goes out with the worker's next claim (`CompletionQueue`) when it can.
 """
 
 from __future__ import annotations
@@ -35,13 +36,15 @@ from flowexec.errors import (
 from flowexec.model import (
     JSON,
     MAX_REASON_LENGTH,
+    Completion,
     Execution,
-    ExecutionClaim,
     ExecutionStatus,
+    StartedExecution,
     check_json,
 )
 from flowexec.runtime.app import App, FlowSpec
 from flowexec.runtime.backoff import retry_delay_ms
+from flowexec.runtime.completions import CompletionQueue
 from flowexec.runtime.context import FlowContext
 from flowexec.runtime.control import AbortReason, RunControl
 from flowexec.runtime.lease import Lease
@@ -56,8 +59,8 @@ NOT_RETRYABLE = (Fail, ValidationError, FlowNotFound, ExecutionExists)
 
 
 class Phase(Enum):
-    STARTING = "starting"  # claimed, not yet `running`
     RUNNING = "running"  # the flow runs (or waits for a resume)
+    QUEUED = "queued"  # returned; the completion waits for the worker's next claim
     FINISHING = "finishing"  # the final write is in flight
     DONE = "done"
 
@@ -92,31 +95,41 @@ class ExecutionRun:
         *,
         app: App,
         store: ExecutionStore,
-        claim: ExecutionClaim,
+        started: StartedExecution,
+        completions: CompletionQueue,
         claim_timeout_ms: int,
         settings: RunSettings,
         log: BoundLogger,
     ) -> None:
         self._app = app
-        self._store = store
         self._settings = settings
+        self._execution = started.execution
+        self._completions = completions
+        self._queued: asyncio.Future[bool] | None = None
+        claim = started.claim
         self.lease = Lease.of(store, claim)
         self.execution_id = claim.execution_id
         self.epoch = claim.epoch
-        self.phase = Phase.STARTING
+        self.phase = Phase.RUNNING
         self.lease_deadline = time.monotonic() + claim_timeout_ms / 1000
         """Local estimate of when the lease runs out unless a heartbeat extends it."""
         self.control = RunControl(on_abort=self._cancel_flow)
-        self.log = log.bind(execution_id=self.execution_id, epoch=self.epoch)
+        self.log = log.bind(
+            execution_id=self.execution_id, epoch=self.epoch, flow_id=started.execution.flow_id
+        )
         self._flow_task: asyncio.Task[Any] | None = None
-        self._started = False
 
     # ------------------------------------------------------------ what the worker sees
 
     @property
     def holds_lease(self) -> bool:
-        """Whether heartbeats should extend this run's claim."""
-        return self.phase in (Phase.STARTING, Phase.RUNNING) and not self.control.aborted
+        """Whether heartbeats should extend this run's claim (until its completion is written:
+        the write releases the claim, and a refused heartbeat then means nothing)."""
+        if self.control.aborted:
+            return False
+        if self.phase is Phase.QUEUED:
+            return self._queued is not None and not self._queued.done()
+        return self.phase is Phase.RUNNING
 
     @property
     def is_polled(self) -> bool:
@@ -135,11 +148,12 @@ class ExecutionRun:
 
     async def execute(self) -> None:
         try:
-            execution = await self._start()
-            if execution is None:
+            if self.control.aborted:  # taken while the worker was stopping
+                await self._give_back()
                 return
+            execution = self._execution
             spec = self._app.get_flow(execution.flow_id)
-            self.log = self.log.bind(flow_id=execution.flow_id)
+            self.log.info("started (attempt %d)", execution.failure_count + 1)
             outcome = await self._run_flow(spec, execution)
             await self._settle(spec, execution, outcome)
         except StoreUnavailable as exc:
@@ -151,36 +165,12 @@ class ExecutionRun:
             self.phase = Phase.DONE
             self._cancel_flow()
 
-    async def _start(self) -> Execution | None:
-        if self.control.aborted:
-            await self._give_back()
-            return None
-        try:
-            await self.lease.set_status(ExecutionStatus.RUNNING)
-        except (ClaimLost, ExecutionNotFound) as exc:
-            self.log.info("claim dropped before start: %s", exc)
-            return None
-        except InvalidTransition as exc:
-            self.log.info("claim dropped: execution is %s", exc.current)
-            await self.lease.release()
-            return None
-        execution = await self._store.get(self.execution_id)
-        if execution is None:
-            self.log.info("claim dropped: the execution was deleted")
-            return None
-        self._started = True
-        self.phase = Phase.RUNNING
-        self.log.bind(flow_id=execution.flow_id).info(
-            "started (attempt %d)", execution.failure_count + 1
-        )
-        return execution
-
     async def _run_flow(self, spec: FlowSpec, execution: Execution) -> Outcome:
         ctx = FlowContext(
             execution,
             lease=self.lease,
             control=self.control,
-            log=self.log.bind(),
+            log=self.log,
             check_flow=self._app.get_flow,
             max_depth=self._settings.max_depth,
         )
@@ -188,7 +178,13 @@ class ExecutionRun:
         self._flow_task = task
         if self.control.aborted:
             task.cancel()
-        await asyncio.wait({task})
+        try:
+            await task
+        except asyncio.CancelledError:
+            if _being_cancelled():
+                raise
+        except Exception:
+            pass  # the outcome is read from the task below
         if task.cancelled():
             error: BaseException = asyncio.CancelledError("the flow was cancelled")
             return Raised(error, ctx.interrupted_node)
@@ -275,9 +271,21 @@ class ExecutionRun:
         self, value: JSON
     ) -> tuple[Callable[[], Awaitable[Any]], Callable[[], None]]:
         async def write() -> None:
-            await self.lease.set_status(ExecutionStatus.COMPLETED, result=value)
+            if not await self._complete_with_next_claim(value):
+                await self.lease.set_status(ExecutionStatus.COMPLETED, result=value)
 
         return write, lambda: self.log.info("completed")
+
+    async def _complete_with_next_claim(self, value: JSON) -> bool:
+        future = self._completions.submit(Completion(self.execution_id, self.epoch, value))
+        if future is None:
+            return False
+        self._queued = future
+        self.phase = Phase.QUEUED
+        try:
+            return await future
+        finally:
+            self.phase = Phase.FINISHING
 
     def _fail(
         self, message: str, node_id: str | None
@@ -352,15 +360,18 @@ class ExecutionRun:
         """Shutdown: back to the queue at once, without counting a failure."""
         self.phase = Phase.FINISHING
         try:
-            if self._started:
-                await self.lease.retry(
-                    reason=AbortReason.SHUTDOWN.value, delay_ms=0, count_failure=False
-                )
-            elif not await self.lease.release():
-                return
+            await self.lease.retry(
+                reason=AbortReason.SHUTDOWN.value, delay_ms=0, count_failure=False
+            )
             self.log.info("put back in the queue: worker shutting down")
         except (ClaimLost, ExecutionNotFound, InvalidTransition) as exc:
             self.log.info("nothing to put back: %s", exc)
+
+
+def _being_cancelled() -> bool:
+    """Whether the running task itself is being cancelled (not just the flow it awaited)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def _describe_error(error: BaseException, node_id: str | None) -> str:

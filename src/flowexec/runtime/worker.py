@@ -1,8 +1,9 @@
 """`Worker`: claims executions of its app's flows and runs them, durably (SPEC §4, §5, §7).
 
 Four loops share one store:
-- claiming: `claim_next` in batches up to the free capacity; sleeps on `wait_for_work`
-  (LISTEN/NOTIFY on Postgres, polling on SQLite) or until a run ends;
+- claiming: `claim_and_start` in batches up to the free capacity, completing in the same
+  transaction the runs that returned since the last one; sleeps on `wait_for_work`
+  (LISTEN/NOTIFY on Postgres, polling on SQLite) or until a run returns or ends;
 - heartbeat: one `extend_claims` for every claim held; a refused claim cancels its run at once;
 - control: one `get_statuses` for every run, so that stop and pause arrive within a second;
 - recovery (optional): the elected sweeper that requeues dead workers' runs.
@@ -27,12 +28,13 @@ from typing import Any
 from flowexec.errors import ConfigError, StoreUnavailable, ValidationError
 from flowexec.model import (
     MAX_TIMEOUT_MS,
-    ExecutionClaim,
+    StartedExecution,
     check_id,
     check_int_range,
     check_timeout_ms,
 )
 from flowexec.runtime.app import App
+from flowexec.runtime.completions import CompletionQueue
 from flowexec.runtime.control import AbortReason
 from flowexec.runtime.logs import bound
 from flowexec.runtime.recovery import RecoveryService
@@ -125,6 +127,7 @@ class Worker:
         self._stopping = asyncio.Event()
         self._forced = asyncio.Event()
         self._slot_freed = asyncio.Event()
+        self._completions = CompletionQueue(on_submit=self._slot_freed)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._store: ExecutionStore | None = None
         self._ran = False
@@ -204,6 +207,7 @@ class Worker:
                 self._request_stop(True)  # cancelled: give the runs back, quickly
                 raise
             finally:
+                self._completions.close()
                 await self._drain()
         finally:
             if recovery is not None:
@@ -224,16 +228,21 @@ class Worker:
     ) -> None:
         backoff_s = 0.1
         while not self._stopping.is_set():
-            free = self.concurrency - len(self._runs)
-            if free > 0:
+            # Runs whose completion waits still count here; each one written frees its slot
+            # inside the statement.
+            free = max(self.concurrency - len(self._runs), 0)
+            if free > 0 or len(self._completions):
+                taken = self._completions.take()
                 try:
-                    claims = await store.claim_next(
+                    batch = await store.claim_and_start(
                         self.worker_id,
                         self.claim_timeout_ms,
                         limit=free,
                         flow_ids=self.app.flow_ids,
+                        complete=[completion for completion, _ in taken],
                     )
                 except Exception as exc:
+                    CompletionQueue.settle(taken, ())  # those runs write their own outcome
                     self.log.warning(
                         "claiming failed, retrying in %.1f s: %s", backoff_s, exc,
                         exc_info=not isinstance(exc, StoreUnavailable),
@@ -243,26 +252,30 @@ class Worker:
                     backoff_s = min(backoff_s * 2, STORE_BACKOFF_MAX_S)
                     continue
                 backoff_s = 0.1
-                for claim in claims:
-                    self._launch(store, claim, settings)
-                if claims and len(claims) == free:
+                CompletionQueue.settle(taken, batch.completed)
+                for started in batch.started:
+                    self._launch(store, started, settings)
+                if batch.started and len(batch.started) == free + len(batch.completed):
                     continue  # there may be more
             await self._wait_for_work(store, poll_s if free > 0 else None)
 
-    def _launch(self, store: ExecutionStore, claim: ExecutionClaim, settings: RunSettings) -> None:
+    def _launch(
+        self, store: ExecutionStore, started: StartedExecution, settings: RunSettings
+    ) -> None:
         run = ExecutionRun(
             app=self.app,
             store=store,
-            claim=claim,
+            started=started,
+            completions=self._completions,
             claim_timeout_ms=self.claim_timeout_ms,
             settings=settings,
             log=self.log,
         )
         if self._stopping.is_set():
             run.abort(AbortReason.SHUTDOWN)  # claimed while stopping: give it straight back
-        key = (claim.execution_id, claim.epoch)
+        key = (run.execution_id, run.epoch)
         self._runs[key] = run
-        task = asyncio.create_task(run.execute(), name=f"flowexec-run:{claim.execution_id}")
+        task = asyncio.create_task(run.execute(), name=f"flowexec-run:{run.execution_id}")
         self._tasks[key] = task
         task.add_done_callback(lambda _: self._forget(key))
 
