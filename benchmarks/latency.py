@@ -1,11 +1,12 @@
 """Workload 3: latency from `create` to the start of the run, on an idle worker.
 
 The worker is the runtime `Worker` with a no-op flow; "started" is the moment the flow function
-is entered. For attribution, the same with the bare loop a worker runs: `claim_next`, and when
-nothing is runnable `wait_for_work` (woken by LISTEN/NOTIFY on Postgres, by polling on SQLite),
-where "started" is the moment `claim_next` returned the execution. Creator and worker use
-separate stores (their own pools, and on Postgres the worker's own listener connection) in one
-process; before each create the worker is idle again, so every sample is a cold wake-up.
+is entered. For attribution, the same with the bare loop a worker runs: `claim_and_start`, and
+when nothing is runnable `wait_for_work` (woken by LISTEN/NOTIFY on Postgres, by polling on
+SQLite), where "started" is the moment `claim_and_start` returned the execution. Creator and
+worker use separate stores (their own pools, and on Postgres the worker's own listener
+connection) in one process; before each create the worker is idle again, so every sample is a
+cold wake-up.
 """
 
 from __future__ import annotations
@@ -21,14 +22,13 @@ from benchmarks._common import (
     Table,
     Target,
     Workload,
-    fenced,
     fmt,
     percentile,
     sqlite_available,
 )
 from benchmarks._runtime import FLOW, NoopFlow, until_idle, workers
 from flowexec.errors import ConfigError
-from flowexec.model import ExecutionStatus, new_execution
+from flowexec.model import Completion, new_execution
 from flowexec.runtime import Worker
 from flowexec.store.protocol import ExecutionStore
 
@@ -43,7 +43,8 @@ PERCENTILES = (50, 95, 99)
 
 
 class IdleWorker:
-    """claim_next, finish what it got, then wait for work; records when each claim arrived."""
+    """claim_and_start (completing what it got last time), then wait for work; records when
+    each execution arrived."""
 
     def __init__(self, store: ExecutionStore) -> None:
         self.store = store
@@ -60,19 +61,18 @@ class IdleWorker:
         return future
 
     async def loop(self) -> None:
+        returned: list[Completion] = []
         while True:
-            claims = await self.store.claim_next(WORKER, TIMEOUT_MS, limit=10)
+            batch = await self.store.claim_and_start(
+                WORKER, TIMEOUT_MS, limit=10, complete=returned
+            )
             now = time.perf_counter()
-            for claim in claims:
-                future = self.claimed.pop(claim.execution_id, None)
+            for started in batch.started:
+                future = self.claimed.pop(started.claim.execution_id, None)
                 if future is not None:
                     future.set_result(now)
-            for claim in claims:
-                await self.store.update_execution_status(fenced(claim, ExecutionStatus.RUNNING))
-                await self.store.update_execution_status(
-                    fenced(claim, ExecutionStatus.COMPLETED)
-                )
-            if not claims:
+            returned = [Completion(s.claim.execution_id, s.claim.epoch) for s in batch.started]
+            if not batch.started:
                 self.parked.set()
                 await self.store.wait_for_work(POLL_S)
                 self.parked.clear()
@@ -191,8 +191,8 @@ async def run(ctx: Context) -> list[Table]:
         "per repetition, then shown as median (min-max) over repetitions.",
         "Includes the create call itself (its insert and commit"
         + (", and the NOTIFY" if ctx.backend == "postgres" else "")
-        + "). The Worker's path adds claim_next, its fenced `running` write and reading the "
-        "execution before the flow; the Worker polls at its default interval"
+        + "). Both paths claim and start in one `claim_and_start`; the Worker then launches "
+        "the run and enters the flow. The Worker polls at its default interval"
         + (f", the store loop every {POLL_S:g} s." if ctx.backend == "postgres" else "."),
     ]
     if ctx.backend == "sqlite":

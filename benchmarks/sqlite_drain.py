@@ -1,10 +1,10 @@
 """SQLite drain: executions claimed and completed per second by 1 and 4 OS processes on one file.
 
 Each repetition creates N executions through the store in a fresh database file, then starts
-the processes together; each loops `claim_next(limit=10)`, then per execution a fenced
-`update_execution_status(running)` and a fenced `update_execution_status(completed)`, until
-the queue is empty. The clock runs from the common start to the last process's last commit;
-creation and process start-up are outside it. Every repetition checks that each execution was
+the processes together; each loops `claim_and_start(limit=10)`, which completes the batch it
+took before and claims and starts the next in one transaction, until the queue is empty. The
+clock runs from the common start to the last process's last commit; creation and process
+start-up are outside it. Every repetition checks that each execution was
 claimed exactly once and ended `completed`.
 
 Standalone: `python -m benchmarks.sqlite_drain` or `python benchmarks/sqlite_drain.py`
@@ -32,12 +32,7 @@ except ModuleNotFoundError:  # run as a script: the repository root is not on sy
     from benchmarks._common import Context, Stats, Table, Workload
 
 from flowexec import open_store
-from flowexec.model import (
-    ExecutionClaim,
-    ExecutionStatus,
-    UpdateExecutionStatusParams,
-    new_execution,
-)
+from flowexec.model import Completion, new_execution
 
 PREFIX = "flowexec_"
 BATCH = 10
@@ -53,23 +48,23 @@ class ProcessResult:
     finished: float
 
 
-def _fenced(claim: ExecutionClaim, status: ExecutionStatus) -> UpdateExecutionStatusParams:
-    return UpdateExecutionStatusParams(
-        claim.execution_id, status, worker_id=claim.worker_id, epoch=claim.epoch
-    )
-
-
 async def _drain(url: str, worker: str, start: Barrier, options: dict[str, Any]) -> ProcessResult:
     store = await open_store(url, table_prefix=PREFIX, migrate=False, **options)
     try:
         start.wait()
         started = time.monotonic()
         claimed: list[str] = []
-        while claims := await store.claim_next(worker, LEASE_MS, limit=BATCH):
-            for claim in claims:
-                claimed.append(claim.execution_id)
-                await store.update_execution_status(_fenced(claim, ExecutionStatus.RUNNING))
-                await store.update_execution_status(_fenced(claim, ExecutionStatus.COMPLETED))
+        returned: list[Completion] = []
+        while True:
+            batch = await store.claim_and_start(
+                worker, LEASE_MS, limit=0 if returned else BATCH, complete=returned
+            )
+            if len(batch.completed) != len(returned):
+                raise RuntimeError(f"{worker}: a completion was refused")
+            if not batch.started:
+                break
+            claimed += [s.claim.execution_id for s in batch.started]
+            returned = [Completion(s.claim.execution_id, s.claim.epoch) for s in batch.started]
         return ProcessResult(worker, claimed, started, time.monotonic())
     finally:
         await store.close()
@@ -130,16 +125,17 @@ def measure(directory: Path, processes: int, count: int, synchronous: str) -> fl
 
 def _table(count: int, synchronous: str, results: dict[int, Stats]) -> Table:
     table = Table(
-        f"SQLite drain: {count:,} executions, claim_next(limit={BATCH}) then fenced running "
-        f"and completed, synchronous={synchronous.upper()}",
+        f"SQLite drain: {count:,} executions, claim_and_start(limit={BATCH}) completing the "
+        f"previous batch, synchronous={synchronous.upper()}",
         ["processes", "executions/s, median (min-max)", "runs"],
     )
     for processes, stats in results.items():
         runs = ", ".join(f"{v:,.0f}" for v in stats.values)
         table.add(processes, stats.cell(), runs)
     table.notes.append(
-        "Per execution: 1/10 claim transaction + 2 status transactions, each BEGIN IMMEDIATE "
-        "... COMMIT on one WAL file; creation and process start-up are not timed."
+        f"Per execution: 1/{BATCH} transaction (BEGIN IMMEDIATE ... COMMIT on one WAL file) "
+        "that completes the previous batch and claims and starts the next; creation and "
+        "process start-up are not timed."
     )
     return table
 
