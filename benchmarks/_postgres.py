@@ -57,14 +57,16 @@ def _server() -> Iterator[tuple[str, str]]:
 
 
 @dataclass(slots=True)
-class CpuUse:
-    """CPU seconds spent in a measured block (NaN when /proc of the server is unreadable)."""
+class Use:
+    """CPU seconds spent in a measured block (NaN when /proc of the server is unreadable), and
+    the WAL the server wrote meanwhile (the whole cluster's: keep the machine otherwise idle)."""
 
     server_s: float = math.nan
     client_s: float = math.nan
+    wal_bytes: float = math.nan
 
     def per(self, count: int) -> tuple[float, float]:
-        """(server, client) milliseconds per operation."""
+        """(server, client) CPU milliseconds per operation."""
         return self.server_s * 1000 / count, self.client_s * 1000 / count
 
 
@@ -97,9 +99,19 @@ class PostgresBench:
             )
             return [int(row[0]) for row in await cur.fetchall()]
 
+    async def wal_position(self) -> int:
+        async with await self.connect() as conn:
+            cur = await conn.execute(
+                "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint"
+            )
+            row = await cur.fetchone()
+            assert row is not None
+            return int(row[0])
+
     @asynccontextmanager
-    async def cpu(self) -> AsyncIterator[CpuUse]:
-        """CPU used during the block by the bench database's server processes and by us.
+    async def cpu(self) -> AsyncIterator[Use]:
+        """CPU used during the block by the bench database's server processes and by us, and
+        the WAL written.
 
         Server processes are those connected when the block starts (keep connections open
         across it); idle ones add nothing. Other load on the machine hardly moves CPU time,
@@ -111,11 +123,13 @@ class PostgresBench:
             times = [process_cpu_s(pid) for pid in pids]
             return math.nan if None in times else sum(t for t in times if t is not None)
 
-        use = CpuUse()
+        use = Use()
+        wal_before = await self.wal_position()
         server_before, client_before = server(), time.process_time()
         yield use
         use.server_s = server() - server_before
         use.client_s = time.process_time() - client_before
+        use.wal_bytes = await self.wal_position() - wal_before
 
     async def drop_tables(self, prefix: str) -> None:
         async with await self.connect() as conn:

@@ -97,6 +97,7 @@ class Drain:
         self.prefix = prefix
         self.count = count
         self.cpu: dict[str, list[tuple[float, float]]] = {}
+        self.wal: dict[str, list[float]] = {}
 
     def series(self, name: str, work: Callable[[], Awaitable[int]]
                ) -> tuple[str, Callable[[int], Awaitable[float]]]:
@@ -108,6 +109,7 @@ class Drain:
                 done = await work()
                 elapsed = time.perf_counter() - started
             self.cpu.setdefault(name, []).append(use.per(self.count))
+            self.wal.setdefault(name, []).append(use.wal_bytes / self.count)
             statuses = await count_by_status(self.pg, self.prefix)
             if done != self.count or statuses != {"completed": self.count}:
                 raise RuntimeError(f"{name} finished {done} of {self.count}: {statuses}")
@@ -119,6 +121,9 @@ class Drain:
         server = statistics.median(c[0] for c in self.cpu[name])
         client = statistics.median(c[1] for c in self.cpu[name])
         return f"{fmt(server)} + {fmt(client)}"
+
+    def wal_cell(self, name: str) -> str:
+        return f"{statistics.median(self.wal[name]):,.0f}"
 
 
 async def run(ctx: Context) -> list[Table]:
@@ -166,7 +171,8 @@ def _table(bench: Drain, results: dict[str, Stats]) -> Table:
     table = Table(
         f"2. Drain {bench.count:,} executions ({WORKERS} workers, {WORKERS} connections, "
         f"batch {BATCH})",
-        ["pipeline", "executions/s", "share of raw", "CPU per execution, server + client (ms)"],
+        ["pipeline", "executions/s", "share of raw", "CPU per execution, server + client (ms)",
+         "WAL per execution (bytes)"],
     )
     rows = (
         ("runtime", f"flowexec Worker x{WORKERS} (concurrency {BATCH}, no-op flow)"),
@@ -175,7 +181,7 @@ def _table(bench: Drain, results: dict[str, Stats]) -> Table:
     )
     for name, label in rows:
         table.add(label, results[name].cell(), f"{ratio(results[name], results['raw']):.0%}",
-                  bench.cpu_cell(name))
+                  bench.cpu_cell(name), bench.wal_cell(name))
     share = ratio(results["runtime"], results["raw"])
     table.targets.append(Target(f"Worker ≥ {TARGET_SHARE:.0%} of raw", f"{share:.0%}",
                                 share >= TARGET_SHARE))
@@ -189,6 +195,9 @@ def _table(bench: Drain, results: dict[str, Stats]) -> Table:
         "statuses every 0.25 s and heartbeats.",
         "CPU: the bench database's server processes and this Python process (which runs all "
         f"{WORKERS} workers) over the timed part, per execution; the two share 2 cores.",
+        "WAL: what the server wrote over the timed part, per execution. Where raw writes the "
+        "execution row, flowexec writes it and its claim row (the claim inserted when taken, "
+        "released when completed): that is what its extra WAL and server CPU pay for.",
     ]
     return table
 
