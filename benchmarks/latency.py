@@ -191,7 +191,7 @@ async def run(ctx: Context) -> list[Table]:
         "per repetition, then shown as median (min-max) over repetitions.",
         "Includes the create call itself (its insert and commit"
         + (", and the NOTIFY" if ctx.backend == "postgres" else "")
-        + "). Both paths claim and start in one `claim_and_start`; the Worker then launches "
+        + "). `claim_and_start` claims and starts in one statement; the Worker then launches "
         "the run and enters the flow. The Worker polls at its default interval"
         + (f", the store loop every {POLL_S:g} s." if ctx.backend == "postgres" else "."),
     ]
