@@ -258,3 +258,15 @@ async def build_world(store: ExecutionStore) -> World:
     paused_id = await make_in_status(store, S.PAUSED)
     await store.record_recovery(root.id, "recoverer", "manual_check", "running", WORKER)
     return World(root=root, child=child, queued=queued, paused_id=paused_id, lease=lease)
+
+
+async def lapsed_and_released(store: ExecutionStore) -> dict[str, int]:
+    """Two queued executions whose claims are dead, one lapsed and one released: their ids,
+    each with the epoch its next claim must get."""
+    lapsed = await create_root(store)
+    released = await create_root(store)
+    lapsed_lease = await claim(store, lapsed.id, timeout_ms=SHORT_LEASE_MS)
+    released_lease = await claim(store, released.id)
+    assert await store.release_execution(released.id, WORKER)
+    await wait_for_lease_end(store, lapsed_lease)
+    return {lapsed.id: lapsed_lease.epoch + 1, released.id: released_lease.epoch + 1}

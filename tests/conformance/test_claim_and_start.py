@@ -37,6 +37,7 @@ from .helpers import (
     create_root,
     fenced,
     get_existing,
+    lapsed_and_released,
     make_in_status,
     set_status,
     snapshot,
@@ -155,16 +156,9 @@ async def test_started_at_is_kept_when_a_run_starts_again(store: ExecutionStore)
 async def test_claim_and_start_takes_queued_executions_whose_claim_lapsed(
     store: ExecutionStore,
 ) -> None:
-    lapsed = await create_root(store)
-    released = await create_root(store)
-    lapsed_lease = await claim(store, lapsed.id, timeout_ms=SHORT_LEASE_MS)
-    released_lease = await claim(store, released.id)
-    assert await store.release_execution(released.id, WORKER)
-    await wait_for_lease_end(store, lapsed_lease)
-
+    next_epochs = await lapsed_and_released(store)
     batch = await store.claim_and_start(OTHER_WORKER, LONG_LEASE_MS, limit=10)
-    epochs = {s.execution.id: s.claim.epoch for s in batch.started}
-    assert epochs == {lapsed.id: lapsed_lease.epoch + 1, released.id: released_lease.epoch + 1}
+    assert {s.execution.id: s.claim.epoch for s in batch.started} == next_epochs
 
 
 # ---------------------------------------------------------------- what it takes

@@ -10,7 +10,6 @@ from flowexec.store.protocol import ExecutionStore
 from .helpers import (
     OTHER_FLOW,
     OTHER_WORKER,
-    SHORT_LEASE_MS,
     WORKER,
     S,
     assert_times_utc,
@@ -18,10 +17,10 @@ from .helpers import (
     create_child,
     create_root,
     get_existing,
+    lapsed_and_released,
     make_in_status,
     set_status,
     start_running,
-    wait_for_lease_end,
     wait_until_past,
 )
 
@@ -114,17 +113,9 @@ async def test_claim_next_skips_what_is_not_runnable(store: ExecutionStore) -> N
 async def test_claim_next_takes_queued_executions_whose_claim_lapsed(
     store: ExecutionStore,
 ) -> None:
-    lapsed = await create_root(store)
-    released = await create_root(store)
-    lapsed_lease = await claim(store, lapsed.id, timeout_ms=SHORT_LEASE_MS)
-    released_lease = await claim(store, released.id)
-    assert await store.release_execution(released.id, WORKER)
-    await wait_for_lease_end(store, lapsed_lease)
-
-    got = {c.execution_id: c for c in await store.claim_next(OTHER_WORKER, 60_000, limit=10)}
-    assert set(got) == {lapsed.id, released.id}
-    assert got[lapsed.id].epoch == lapsed_lease.epoch + 1
-    assert got[released.id].epoch == released_lease.epoch + 1
+    next_epochs = await lapsed_and_released(store)
+    got = await store.claim_next(OTHER_WORKER, 60_000, limit=10)
+    assert {c.execution_id: c.epoch for c in got} == next_epochs
 
 
 async def test_requeued_execution_is_runnable_again(store: ExecutionStore) -> None:

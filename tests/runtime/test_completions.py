@@ -55,6 +55,17 @@ class Relay:
         return await self._store.update_execution_status(params)
 
 
+def quick_app() -> App:
+    """An app whose flow `quick` returns "result" at once."""
+    app = App()
+
+    @app.flow("quick")
+    async def quick(ctx: FlowContext) -> str:
+        return "result"
+
+    return app
+
+
 async def test_returned_runs_are_completed_by_the_next_claim(store: ExecutionStore) -> None:
     app = App()
 
@@ -81,12 +92,7 @@ async def test_returned_runs_are_completed_by_the_next_claim(store: ExecutionSto
 async def test_a_completion_the_batch_refuses_is_written_by_its_run_which_learns_why(
     store: ExecutionStore, caplog: pytest.LogCaptureFixture
 ) -> None:
-    app = App()
-
-    @app.flow("quick")
-    async def quick(ctx: FlowContext) -> str:
-        return "result"
-
+    app = quick_app()
     client = await app.client(store)
 
     async def stop_it_first(complete: Sequence[Completion]) -> None:
@@ -114,12 +120,7 @@ async def test_a_completion_the_batch_refuses_is_written_by_its_run_which_learns
 async def test_a_completion_waiting_for_the_next_claim_keeps_its_lease(
     store: ExecutionStore, caplog: pytest.LogCaptureFixture
 ) -> None:
-    app = App()
-
-    @app.flow("quick")
-    async def quick(ctx: FlowContext) -> str:
-        return "result"
-
+    app = quick_app()
     client = await app.client(store)
     lease_ms = 1_000
     renewed: list[bool] = []
