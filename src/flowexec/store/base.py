@@ -616,12 +616,9 @@ class SqlExecutionStore(AsyncClosing):
         check_id(worker_id, "worker_id")
         check_timeout_ms(timeout_ms)
         check_limit(limit, high=MAX_BATCH)
-        flows: list[str] | None = None
-        if flow_ids is not None:
-            _check_sequence(flow_ids, "flow_ids takes a sequence of flow ids")
-            flows = [check_id(f, "flow_id") for f in flow_ids]
-            if not flows:
-                return []
+        flows = _check_flow_ids(flow_ids)
+        if flows == []:
+            return []
         rows = await self._claim_batch(worker_id, timeout_ms, limit, flows)
         return [claim_from_row(r) for r in rows]
 
@@ -637,16 +634,13 @@ class SqlExecutionStore(AsyncClosing):
         check_id(worker_id, "worker_id")
         check_timeout_ms(timeout_ms)
         check_int_range(limit, "limit", 0, MAX_BATCH)
-        flows: list[str] | None = None
-        if flow_ids is not None:
-            _check_sequence(flow_ids, "flow_ids takes a sequence of flow ids")
-            flows = [check_id(f, "flow_id") for f in flow_ids]
-            if not flows:
-                limit = 0
+        flows = _check_flow_ids(flow_ids)
+        if flows == []:
+            limit = 0  # no flow can match: complete only
         _check_sequence(complete, "complete takes a sequence of Completion")
         if len(complete) > MAX_BATCH:
             raise ValidationError(f"complete takes at most {MAX_BATCH} completions at once")
-        completions = [_check_completion(c, worker_id) for c in complete]
+        completions = [_check_completion(c) for c in complete]
         if len({c.execution_id for c in completions}) < len(completions):
             raise ValidationError("complete lists an execution more than once")
         if limit == 0 and not completions:
@@ -843,7 +837,14 @@ def _sources(target: ExecutionStatus, expected: object) -> list[str]:
     return [current.value]
 
 
-def _check_completion(completion: object, worker_id: str) -> CompletionWrite:
+def _check_flow_ids(flow_ids: Sequence[str] | None) -> list[str] | None:
+    if flow_ids is None:
+        return None
+    _check_sequence(flow_ids, "flow_ids takes a sequence of flow ids")
+    return [check_id(f, "flow_id") for f in flow_ids]
+
+
+def _check_completion(completion: object) -> CompletionWrite:
     if not isinstance(completion, Completion):
         raise ValidationError(
             f"complete takes Completion objects, not {type(completion).__name__}"
