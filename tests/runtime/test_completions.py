@@ -151,3 +151,34 @@ async def test_a_completion_waiting_for_the_next_claim_keeps_its_lease(
 
 async def _no_runs(worker: Any) -> bool:
     return bool(worker.active_runs == 0)
+
+
+async def test_a_run_paused_while_its_completion_waits_completes_after_the_resume(
+    store: ExecutionStore,
+) -> None:
+    app = quick_app()
+    client = await app.client(store)
+    paused = asyncio.Event()
+
+    async def pause_it_first(complete: Sequence[Completion]) -> None:
+        if not paused.is_set():
+            for completion in complete:
+                await client.pause(completion.execution_id)
+            paused.set()
+
+    execution_id = await client.create("quick", owner_id=OWNER)
+    relay = Relay(store, before=pause_it_first)
+    async with running_worker(app, relay) as worker:  # type: ignore[arg-type]
+        await asyncio.wait_for(paused.wait(), 10)
+        await asyncio.sleep(0.3)  # several control polls: the run must hold, not finish
+        held = await client.get(execution_id)
+        assert (held.status, held.result, worker.active_runs) == (
+            ExecutionStatus.PAUSED, None, 1
+        )
+        await client.resume(execution_id)
+        done = await client.wait(execution_id, timeout=10)
+
+    assert (done.status, done.result) == (ExecutionStatus.COMPLETED, "result")
+    # Refused once (paused) by the batch and once by the run's own write, then written.
+    sent = [(c[0].execution_id, bool(b.completed)) for c, b in relay.batches if c]
+    assert sent == [(execution_id, False), (execution_id, True)]
