@@ -110,6 +110,21 @@ class CompletionWrite:
     epoch: int
     result_json: str | None
 
+    def as_status_write(self, worker_id: str) -> StatusWrite:
+        """The same write as `update_execution_status(COMPLETED)`, fenced, from `running`."""
+        return StatusWrite(
+            execution_id=self.execution_id,
+            status=ExecutionStatus.COMPLETED,
+            effect=StatusEffect.FINISH,
+            sources=[ExecutionStatus.RUNNING.value],
+            fence=(worker_id, self.epoch),
+            error_message=None,
+            error_node_id=None,
+            started_at=None,
+            completed_at=None,
+            result_json=self.result_json,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class RetryWrite:

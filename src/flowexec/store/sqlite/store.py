@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from flowexec.errors import ConfigError, StoreUnavailable
-from flowexec.model import DEFAULT_MAX_DEPTH, ExecutionStatus, StoreStats
+from flowexec.model import DEFAULT_MAX_DEPTH, StoreStats
 from flowexec.store import migrations
 from flowexec.store.base import (
     CompletionWrite,
@@ -511,6 +511,10 @@ class SqliteExecutionStore(SqlExecutionStore):
         return await self._write(body)
 
     async def _write_status(self, write: StatusWrite) -> bool:
+        return await self._write(lambda conn, now: self._apply_status(conn, now, write))
+
+    def _apply_status(self, conn: sqlite3.Connection, now: int, write: StatusWrite) -> bool:
+        """One status write inside the caller's transaction; True if it was made."""
         params = {
             "id": write.execution_id,
             "status": write.status.value,
@@ -524,17 +528,13 @@ class SqliteExecutionStore(SqlExecutionStore):
                 None if write.completed_at is None else to_micros(write.completed_at)
             ),
             "result": write.result_json,
+            "now": now,
         }
-        statement = _STATUS_STATEMENTS[write.effect]
-
-        def body(conn: sqlite3.Connection, now: int) -> bool:
-            if not self._rows(conn, statement, {**params, "now": now}):
-                return False
-            if write.effect in _RELEASING_EFFECTS:
-                conn.execute(self._sql(Q.RELEASE_CLAIM), {"id": write.execution_id})
-            return True
-
-        return await self._write(body)
+        if not self._rows(conn, _STATUS_STATEMENTS[write.effect], params):
+            return False
+        if write.effect in _RELEASING_EFFECTS:
+            conn.execute(self._sql(Q.RELEASE_CLAIM), {"id": write.execution_id})
+        return True
 
     async def _make_runnable(self, id: str) -> bool:
         return await self._write(
@@ -650,33 +650,11 @@ class SqliteExecutionStore(SqlExecutionStore):
         flow_ids: list[str] | None,
         completions: list[CompletionWrite],
     ) -> tuple[list[Row], set[str]]:
-        sources = json.dumps([ExecutionStatus.RUNNING.value])
+        writes = [c.as_status_write(worker_id) for c in completions]
 
         def body(conn: sqlite3.Connection, now: int) -> tuple[list[Row], set[str]]:
-            # Each completion as update_execution_status(COMPLETED) fenced by this worker and
-            # the completion's epoch would write it, from `running` only; refused ones are
-            # skipped and change nothing.
-            completed: set[str] = set()
-            for completion in completions:
-                finished = self._rows(
-                    conn,
-                    Q.STATUS_FINISH,
-                    {
-                        "id": completion.execution_id,
-                        "status": ExecutionStatus.COMPLETED.value,
-                        "sources": sources,
-                        "fence_worker": worker_id,
-                        "fence_epoch": completion.epoch,
-                        "error_message": None,
-                        "error_node_id": None,
-                        "completed_at": None,
-                        "result": completion.result_json,
-                        "now": now,
-                    },
-                )
-                if finished:
-                    conn.execute(self._sql(Q.RELEASE_CLAIM), {"id": completion.execution_id})
-                    completed.add(completion.execution_id)
+            # Refused completions are skipped and change nothing.
+            completed = {w.execution_id for w in writes if self._apply_status(conn, now, w)}
             claims = self._claim_runnable(
                 conn, now, worker_id, timeout_ms, limit + len(completed), flow_ids
             )
