@@ -99,8 +99,8 @@ def main(argv: list[str] | None = None) -> int:
             from benchmarks.peers import versions_line
 
             extra.append(versions_line())
-        report = Report(header(args.backend, args.quick, args.reps, pg, extra), args.quick,
-                        args.out)
+        reps = 1 if args.peers and args.quick else args.reps  # --peers --quick measures once
+        report = Report(header(args.backend, args.quick, reps, pg, extra), args.quick, args.out)
         failed = asyncio.run(_run(ctx, report, names))
     print(f"total: {time.perf_counter() - started:.1f} s", file=sys.stderr)
     if failed:

@@ -10,12 +10,10 @@ A peer that is not installed (`pip install -e '.[bench]'`) is skipped with the r
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 
-from benchmarks._common import Context, Stats, Table, Workload, fmt, ratio
-from benchmarks._peers.harness import BATCH, PERCENTILES, Figures, Sizes, measure, start_listener
+from benchmarks._common import Context, Stats, Table, Workload, ratio
+from benchmarks._peers.harness import BATCH, PERCENTILES, Figures, Sizes, open_harness
 from benchmarks._peers.library import FLOWEXEC, WORKER_CONCURRENCY, Library, available_peers
 
 TITLE = "8. Peers"
@@ -47,13 +45,11 @@ async def run(ctx: Context) -> list[Table]:
     size = sizes(ctx)
     reps = 1 if ctx.quick else ctx.reps
     figures: dict[str, list[Figures]] = {lib.name: [] for lib in libraries}
-    with tempfile.TemporaryDirectory(prefix="flowexec-bench-peers-") as log_dir:
-        async with start_listener() as (listener, report_to):
-            for rep in range(reps):
-                for library in libraries:
-                    ctx.log(f"{library.name}, repetition {rep + 1} of {reps}")
-                    figures[library.name].append(await measure(
-                        library, pg, size, rep, listener, report_to, Path(log_dir), ctx.log))
+    async with open_harness(pg, size, ctx.log) as harness:
+        for rep in range(reps):
+            for library in libraries:
+                ctx.log(f"{library.name}, repetition {rep + 1} of {reps}")
+                figures[library.name].append(await harness.measure(library, rep))
     return _tables(libraries, figures, size, reps, skipped)
 
 
@@ -74,7 +70,8 @@ def _phase(title: str, unit: str, libraries: list[Library], figures: dict[str, l
         runs = figures[library.name]
         cells = [_stats(runs, pick).cell() for pick in columns.values()]
         ratios = [
-            f"{ratio(_stats(figures['flowexec'], pick), _stats(runs, pick)):.2f}x"
+            "-" if library.name == "flowexec"
+            else f"{ratio(_stats(figures['flowexec'], pick), _stats(runs, pick)):.2f}x"
             for pick in columns.values()
         ]
         extra = [_stats(runs, pick).cell() for pick in aside.values()]
@@ -85,6 +82,7 @@ def _phase(title: str, unit: str, libraries: list[Library], figures: dict[str, l
 def _tables(libraries: list[Library], figures: dict[str, list[Figures]], size: Sizes,
             reps: int, skipped: list[str]) -> list[Table]:
     common = [
+        "Ratios flowexec / library: above 1.00x flowexec is faster.",
         f"{reps} repetition(s) per library, interleaved; each on a database created for it. "
         "Setups: " + "; ".join(f"{lib.name}: {lib.worker_setup}, {lib.driver}"
                               for lib in libraries) + ".",
@@ -111,7 +109,7 @@ def _tables(libraries: list[Library], figures: dict[str, list[Figures]], size: S
         ["Sequential awaits on one open client, no worker running."],
     )
     latency = _phase(
-        f"{TITLE} (d): create -> start latency, {size.rate} jobs/s for {fmt(size.seconds)} s",
+        f"{TITLE} (d): create -> start latency, {size.rate} jobs/s for {size.seconds:g} s",
         "ms", libraries, figures,
         {f"p{p}": (lambda f, p=p: f.latency_ms[p]) for p in PERCENTILES},
         ["From just before the enqueue call (its insert and commit included) to the job "

@@ -17,6 +17,7 @@ import os
 import signal
 import socket
 import subprocess
+import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -193,11 +194,9 @@ async def stop(process: asyncio.subprocess.Process) -> None:
 class Session:
     """One library on one fresh database, its enqueuer open, measuring the phases."""
 
-    def __init__(self, library: Library, dsn: str, enqueuer: Enqueuer,
-                 listener: StartListener, runner: Runner, conn: psycopg.AsyncConnection[
-                     tuple[int]]) -> None:
+    def __init__(self, library: Library, enqueuer: Enqueuer, listener: StartListener,
+                 runner: Runner, conn: psycopg.AsyncConnection[tuple[object, ...]]) -> None:
         self.library = library
-        self.dsn = dsn
         self.enqueuer = enqueuer
         self.listener = listener
         self.runner = runner
@@ -268,32 +267,54 @@ class Session:
         return len(seqs) / (now() - started)
 
 
-async def measure(library: Library, pg: PostgresBench, sizes: Sizes, rep: int,
-                  listener: StartListener, report_to: str, log_dir: Path,
-                  log: Callable[[str], None]) -> Figures:
-    """Every phase once, on a database made for it."""
-    async with fresh_database(pg, f"{pg.url.rsplit('/', 1)[1]}_{library.name}_{rep}") as dsn:
-        runner = Runner(dsn, report_to, log_dir)
-        await runner.install(library.install_command(dsn), f"{library.name}-install")
-        drained = range(sizes.jobs)
-        warmup = range(drained.stop, drained.stop + LATENCY_WARMUP)
-        timed = range(warmup.stop, warmup.stop + round(sizes.rate * sizes.seconds))
-        singles = range(timed.stop, timed.stop + sizes.single)
-        async with (
-            library.client(dsn) as enqueuer,
-            await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn,
-        ):
-            session = Session(library, dsn, enqueuer, listener, runner, conn)
-            bulk = await session.bulk(drained)
-            log(f"{library.name}: bulk enqueue {bulk:,.0f} jobs/s")
-            spawned = now()
-            async with runner.worker(library.worker_command(dsn), library.name) as process:
-                drain, startup = await session.drain(sizes.jobs, spawned, process,
-                                                     sizes.drain_timeout_s)
-                log(f"{library.name}: drain {drain:,.0f} jobs/s (start-up {startup:.2f} s)")
-                await session.latency(warmup, sizes.rate)
-                latencies = await session.latency(timed, sizes.rate)
-            single = await session.single(singles)
-            log(f"{library.name}: one at a time {single:,.0f} jobs/s")
+@dataclass(frozen=True, slots=True)
+class Harness:
+    """What every measurement shares: the server, the sizes, where the jobs report to."""
+
+    pg: PostgresBench
+    sizes: Sizes
+    listener: StartListener
+    report_to: str
+    log_dir: Path
+    log: Callable[[str], None]
+
+    async def measure(self, library: Library, rep: int) -> Figures:
+        """Every phase once, on a database made for it."""
+        sizes = self.sizes
+        database = f"{self.pg.url.rsplit('/', 1)[1]}_{library.name}_{rep}"
+        async with fresh_database(self.pg, database) as dsn:
+            runner = Runner(dsn, self.report_to, self.log_dir)
+            await runner.install(library.install_command(dsn), f"{library.name}-install")
+            drained = range(sizes.jobs)
+            warmup = range(drained.stop, drained.stop + LATENCY_WARMUP)
+            timed = range(warmup.stop, warmup.stop + round(sizes.rate * sizes.seconds))
+            singles = range(timed.stop, timed.stop + sizes.single)
+            async with (
+                library.client(dsn) as enqueuer,
+                await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn,
+            ):
+                session = Session(library, enqueuer, self.listener, runner, conn)
+                bulk = await session.bulk(drained)
+                self.log(f"{library.name}: bulk enqueue {bulk:,.0f} jobs/s")
+                spawned = now()
+                async with runner.worker(library.worker_command(dsn), library.name) as process:
+                    drain, startup = await session.drain(sizes.jobs, spawned, process,
+                                                         sizes.drain_timeout_s)
+                    self.log(f"{library.name}: drain {drain:,.0f} jobs/s "
+                             f"(start-up {startup:.2f} s)")
+                    await session.latency(warmup, sizes.rate)
+                    latencies = await session.latency(timed, sizes.rate)
+                single = await session.single(singles)
+                self.log(f"{library.name}: one at a time {single:,.0f} jobs/s")
         return Figures(bulk, drain, startup, single,
                        {p: percentile(latencies, p) for p in PERCENTILES})
+
+
+@asynccontextmanager
+async def open_harness(pg: PostgresBench, sizes: Sizes, log: Callable[[str], None]
+                       ) -> AsyncIterator[Harness]:
+    """A harness listening for job starts; the worker logs go to a temporary directory
+    (a failure quotes the end of its log)."""
+    with tempfile.TemporaryDirectory(prefix="flowexec-bench-peers-") as log_dir:
+        async with start_listener() as (listener, report_to):
+            yield Harness(pg, sizes, listener, report_to, Path(log_dir), log)

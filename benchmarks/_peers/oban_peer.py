@@ -29,10 +29,10 @@ class ObanEnqueuer:
         self.oban = oban
 
     async def enqueue_batch(self, seqs: Sequence[int]) -> None:
-        await self.oban.enqueue_many([Noop.new({"n": n}) for n in seqs])  # type: ignore[attr-defined]
+        await self.oban.enqueue_many([Noop.new({"n": n}) for n in seqs])
 
     async def enqueue_one(self, seq: int) -> None:
-        await self.oban.enqueue(Noop.new({"n": seq}))  # type: ignore[attr-defined]
+        await self.oban.enqueue(Noop.new({"n": seq}))
 
 
 class ObanLibrary(Library):
