@@ -1,12 +1,13 @@
 """The four phases, the same for every library, on a database created for one repetition.
 
-1. bulk enqueue `jobs` in batches of 1,000 (no worker running);
-2. drain them: a worker process is started; the clock runs from the first job's start to the
-   moment the library has recorded the last one finished (its own tables say so); the
-   process's start-up (interpreter, imports, connecting) is reported apart;
-3. with the same worker now idle, create -> start latency at a fixed rate: a job is enqueued
-   every 1/rate s and reports when it starts (UDP, on the machine's monotonic clock);
-4. with the worker stopped, enqueue one job at a time.
+In the order they run:
+(a) bulk enqueue `jobs` in batches of 1,000 (no worker running);
+(b) drain them: a worker process is started; the clock runs from the first job's start to the
+    moment the library has recorded the last one finished (its own tables say so); the
+    process's start-up (interpreter, imports, connecting) is reported apart;
+(d) with the same worker now idle, create -> start latency at a fixed rate: a job is enqueued
+    every 1/rate s and reports when it starts (UDP, on the machine's monotonic clock);
+(c) with the worker stopped, enqueue one job at a time.
 Worker processes get SIGTERM, then SIGKILL if they have not exited within a bound.
 """
 
