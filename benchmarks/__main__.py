@@ -1,4 +1,5 @@
-"""`python -m benchmarks [--quick] [--backend postgres|sqlite] [--out FILE.md] [--only a,b]`.
+"""`python -m benchmarks [--quick] [--backend postgres|sqlite] [--out FILE.md] [--only a,b]
+[--peers]`.
 
 Runs every workload that applies to the backend, prints each table as it is measured and
 writes them all to `--out`. Exits 1 if a workload failed (an error, never a missed target).
@@ -20,7 +21,8 @@ from benchmarks._common import Context, Workload
 from benchmarks._postgres import bench_database
 from benchmarks._report import Report, header
 
-WORKLOADS = ("claim_one", "drain", "sqlite_drain", "latency", "listing", "flat_cost", "recovery")
+WORKLOADS = ("claim_one", "drain", "sqlite_drain", "latency", "listing", "flat_cost", "recovery",
+             "peers")
 """Modules of this package, in the order they run; each defines `WORKLOAD`."""
 
 
@@ -45,9 +47,14 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, help="write the markdown report here")
     parser.add_argument("--only", help="comma-separated workload names: " + ", ".join(WORKLOADS))
     parser.add_argument("--reps", type=int, default=3, help="repetitions per figure (>= 3)")
+    parser.add_argument("--peers", action="store_true",
+                        help="only flowexec's Worker against pgqueuer, procrastinate and oban "
+                        "(pip install -e '.[bench]'); one repetition with --quick")
     args = parser.parse_args(argv)
     if args.reps < 3:
         parser.error("--reps must be at least 3")
+    if args.peers and (args.only or args.backend != "postgres"):
+        parser.error("--peers runs on PostgreSQL alone: drop --only and --backend")
     if args.only:
         unknown = set(args.only.split(",")) - set(WORKLOADS)
         if unknown:
@@ -76,7 +83,7 @@ async def _run(ctx: Context, report: Report, names: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
-    names = args.only.split(",") if args.only else list(WORKLOADS)
+    names = ["peers"] if args.peers else args.only.split(",") if args.only else list(WORKLOADS)
     started = time.perf_counter()
     with ExitStack() as stack:
         pg = stack.enter_context(bench_database()) if args.backend == "postgres" else None
@@ -87,7 +94,13 @@ def main(argv: list[str] | None = None) -> int:
             backend=args.backend, quick=args.quick, reps=args.reps, postgres=pg,
             sqlite_dir=sqlite_dir,
         )
-        report = Report(header(args.backend, args.quick, args.reps, pg), args.quick, args.out)
+        extra = []
+        if pg is not None and "peers" in names:
+            from benchmarks.peers import versions_line
+
+            extra.append(versions_line())
+        reps = 1 if args.peers and args.quick else args.reps  # --peers --quick measures once
+        report = Report(header(args.backend, args.quick, reps, pg, extra), args.quick, args.out)
         failed = asyncio.run(_run(ctx, report, names))
     print(f"total: {time.perf_counter() - started:.1f} s", file=sys.stderr)
     if failed:

@@ -56,7 +56,9 @@ def command_line() -> str:
     return " ".join(["python -m benchmarks", *sys.argv[1:]])
 
 
-def header(backend: str, quick: bool, reps: int, pg: PostgresBench | None) -> str:
+def header(backend: str, quick: bool, reps: int, pg: PostgresBench | None,
+           extra: list[str] | None = None) -> str:
+    """`extra`: more facts, one list item each (the peers' versions)."""
     lines = [
         f"## flowexec benchmarks ({backend}{', quick' if quick else ''})",
         "",
@@ -74,6 +76,7 @@ def header(backend: str, quick: bool, reps: int, pg: PostgresBench | None) -> st
     if pg is not None:
         settings = ", ".join(f"{k}={v}" for k, v in pg.settings.items())
         lines.append(f"- PostgreSQL: {pg.origin}, {settings}; client and server share the machine")
+    lines.extend(f"- {line}" for line in extra or [])
     lines.append("")
     return "\n".join(lines)
 
