@@ -11,10 +11,10 @@ import pytest
 
 from flowexec import App, ExecutionStatus, FlowContext, Worker
 from flowexec.store.protocol import ExecutionStore
+from tests.worker_app import app as subprocess_app
+from tests.worker_processes import WorkerProcess, stop_processes
 
 from .helpers import FAST, OWNER, running_worker, signal_when_set, wait_for_status, wait_until
-from .processes import start_worker, stop_all, worker_log
-from .worker_app import app as subprocess_app
 
 
 async def test_runs_that_finish_within_the_grace_period_complete(store: ExecutionStore) -> None:
@@ -137,9 +137,10 @@ async def test_sigterm_shuts_a_worker_process_down_gracefully(
 ) -> None:
     client = await subprocess_app.client(store)
     execution_id = await client.create("sleeper", owner_id=OWNER, integration={"seconds": 30})
-    process = start_worker(
-        store_url, unique_prefix, "signal-w1", tmp_path, **_settings(shutdown_grace_s=0.5)
+    worker = WorkerProcess(
+        store_url, unique_prefix, "signal-w1", tmp_path, _settings(shutdown_grace_s=0.5)
     )
+    process = worker.process
     try:
         await wait_for_status(client, execution_id, ExecutionStatus.RUNNING, within=20)
         signalled_at = time.monotonic()
@@ -147,9 +148,9 @@ async def test_sigterm_shuts_a_worker_process_down_gracefully(
         code = await asyncio.to_thread(process.wait, 10)
         assert time.monotonic() - signalled_at < 5
     finally:
-        stop_all([process])
+        stop_processes([worker])
 
-    log = worker_log(tmp_path, "signal-w1")
+    log = worker.log()
     assert code == 0, log
     assert "SIGTERM: shutting down" in log
     assert "put back in the queue" in log
@@ -164,9 +165,10 @@ async def test_a_second_signal_exits_at_once(
 ) -> None:
     client = await subprocess_app.client(store)
     execution_id = await client.create("sleeper", owner_id=OWNER, integration={"seconds": 30})
-    process = start_worker(
-        store_url, unique_prefix, "signal-w2", tmp_path, **_settings(shutdown_grace_s=60)
+    worker = WorkerProcess(
+        store_url, unique_prefix, "signal-w2", tmp_path, _settings(shutdown_grace_s=60)
     )
+    process = worker.process
     try:
         await wait_for_status(client, execution_id, ExecutionStatus.RUNNING, within=20)
         process.send_signal(signal.SIGTERM)
@@ -177,9 +179,9 @@ async def test_a_second_signal_exits_at_once(
         code = await asyncio.to_thread(process.wait, 10)
         assert time.monotonic() - signalled_at < 3
     finally:
-        stop_all([process])
+        stop_processes([worker])
 
-    log = worker_log(tmp_path, "signal-w2")
+    log = worker.log()
     assert code == 0, log
     assert "SIGINT again: exiting at once" in log
     requeued = await client.get(execution_id)
