@@ -33,6 +33,13 @@ class RunInProgress:
     async def ended(self) -> None:
         await asyncio.wait_for(self.task, 5)
 
+    async def stop(self) -> float:
+        """Stops the worker and waits for it to end; the seconds that took."""
+        stopped_at = time.monotonic()
+        self.worker.stop()
+        await self.ended()
+        return time.monotonic() - stopped_at
+
 
 @asynccontextmanager
 async def run_in_progress(
@@ -125,10 +132,7 @@ async def test_runs_past_the_grace_period_go_back_to_the_queue_uncounted(
         return "finished"
 
     async with run_in_progress(app, store, "slow", entered, grace_s=0.3) as run:
-        stopped_at = time.monotonic()
-        run.worker.stop()
-        await run.ended()
-        assert time.monotonic() - stopped_at < 2
+        assert await run.stop() < 2
 
     requeued = await run.client.get(run.execution_id)
     assert requeued.status is ExecutionStatus.CREATED
@@ -155,10 +159,7 @@ async def test_a_paused_run_does_not_hold_up_shutdown(store: ExecutionStore) -> 
     async with run_in_progress(app, store, "paused", entered, grace_s=30) as run:
         await run.client.pause(run.execution_id)
         await asyncio.sleep(0.4)
-        started = time.monotonic()
-        run.worker.stop()
-        await run.ended()
-        assert time.monotonic() - started < 2, "a paused run waits for a person, not for shutdown"
+        assert await run.stop() < 2, "a paused run waits for a person, not for shutdown"
     await assert_back_in_the_queue_uncounted(run.client, run.execution_id)
 
 
