@@ -131,6 +131,8 @@ async def test_workers_reconnect_after_a_database_restart_and_lose_nothing(
     ]
     began = time.monotonic()
     try:
+        for worker in workers:  # one still opening its store when the server stops would exit
+            await worker.wait_started()
         done_before = await _wait_completed(tables, plans.total // 4, workers)
         down_at = time.monotonic()
         await asyncio.to_thread(own_server.stop)
