@@ -60,7 +60,7 @@ def read_marks(target: str, prefix: str) -> list[Mark]:
     query = f"SELECT kind, execution_id, worker_id, attempt, at FROM {marks_table(prefix)}"
     if _is_postgres(target):
         with psycopg.connect(target, autocommit=True) as pg:
-            return [tuple(r) for r in pg.execute(query).fetchall()]  # type: ignore[misc]
+            return [tuple(r) for r in pg.execute(query).fetchall()]
     conn = sqlite3.connect(target, timeout=30)
     try:
         return [tuple(r) for r in conn.execute(query).fetchall()]
