@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .support import ExecutionRow, RecoveryRow, account
+from tests.accounting import account
+from tests.tables import ExecutionRow, RecoveryRow
 
 PLAN: dict[str, Any] = {"sleeps": [0.1], "children": [{"i": 0, "sleeps": [0.1]}]}
 
@@ -97,3 +98,39 @@ def test_failure_count_must_match_the_recovery_records() -> None:
     unfinished = _clean()
     unfinished["executions"]["C"] = _row("C", parent="R", status="running")
     assert any("ended running" in p for p in account(**unfinished).problems)
+
+
+def test_a_deeper_plan_is_followed_down_to_each_descendant() -> None:
+    planned = {"R": {"children": [{"i": 0, "children": [{"i": 0}]}]}}
+    lost = {**_clean(), "root_ids": planned}
+    assert account(**lost).lost == 1
+    complete = {**lost, "executions": {**lost["executions"], "G": _row("G", parent="C")},
+                "marks": lost["marks"] + _marks(("G", "w2", 1, True))}
+    acc = account(**complete)
+    assert (acc.problems, acc.lost, acc.unexpected, acc.completed) == ([], 0, 0, 3)
+    unplanned = _clean()
+    unplanned["executions"]["G"] = _row("G", parent="C")
+    assert account(**unplanned).unexpected == 1
+
+
+def test_without_results_naming_runs_the_finished_run_of_the_last_attempt_is_accepted() -> None:
+    acc = account(**_clean(), results_name_runs=False)
+    assert (acc.problems, acc.duplicates, acc.finishes_not_accepted) == ([], 0, 1)
+
+    finished_twice = _clean()
+    finished_twice["marks"] += _marks(("C", "w3", 1, True))
+    acc = account(**finished_twice, results_name_runs=False)
+    assert acc.duplicates >= 1
+    assert any("second completed run" in p for p in acc.problems)
+
+    never_finished = _clean()
+    never_finished["marks"] = _marks(("R", "w1", 1, True), ("R", "w2", 2, True),
+                                     ("C", "w2", 1, False))
+    acc = account(**never_finished, results_name_runs=False)
+    assert any("C: no finished run of attempt 1" in p for p in acc.problems)
+
+
+def test_runs_of_an_execution_not_among_the_executions_are_a_problem() -> None:
+    case = _clean()
+    case["marks"] += _marks(("X", "w1", 1, True))
+    assert any(p.startswith("runs of X") for p in account(**case).problems)

@@ -21,19 +21,13 @@ import pytest
 
 from flowexec import Client
 from flowexec.store.protocol import ExecutionStore
+from tests.accounting import account, assert_each_ran_once
+from tests.marks import new_marks_table, read_marks
+from tests.tables import Tables, all_finished
+from tests.worker_app import FLOW, app
+from tests.worker_processes import WorkerProcess, stop_processes, wait_all_finished
 
-from .chaos_app import FLOW, app, create_marks_table, read_marks
-from .support import (
-    Plans,
-    Tables,
-    WorkerProcess,
-    account,
-    make_plans,
-    marks_target,
-    stop_processes,
-    wait_all_finished,
-    worker_settings,
-)
+from .support import Plans, make_plans, worker_settings
 
 WORKERS = 4
 KILL_EVERY_S = (1.5, 2.5)
@@ -73,8 +67,7 @@ async def test_chaos_kills_lose_and_duplicate_nothing(
     tmp_path: Path,
 ) -> None:
     profile = PROFILES[backend]
-    marks = marks_target(backend, store_url, tmp_path)
-    create_marks_table(marks, unique_prefix)
+    marks = new_marks_table(backend, store_url, unique_prefix, tmp_path)
     tables = Tables(store_url, unique_prefix)
     client = await app.client(store)
     plans = make_plans(profile.executions, seed=profile.seed)
@@ -84,7 +77,7 @@ async def test_chaos_kills_lose_and_duplicate_nothing(
 
     def spawn(slot: int, incarnation: int) -> WorkerProcess:
         return WorkerProcess(
-            store_url, unique_prefix, marks, f"chaos-{slot}-{incarnation}", logs, settings
+            store_url, unique_prefix, f"chaos-{slot}-{incarnation}", logs, settings, marks=marks
         )
 
     slots = [spawn(n, 0) for n in range(WORKERS)]
@@ -99,7 +92,7 @@ async def test_chaos_kills_lose_and_duplicate_nothing(
         stop_killing = began + profile.feed_s + profile.kill_tail_s
         next_kill = began + rng.uniform(*KILL_EVERY_S)
         while time.monotonic() < stop_killing and not (
-            feeder.done() and await _all_finished(tables, plans.total)
+            feeder.done() and all_finished(await tables.status_counts(), plans.total)
         ):
             if feeder.done():
                 feeder.result()  # a failed create is the test's failure
@@ -153,22 +146,17 @@ async def test_chaos_kills_lose_and_duplicate_nothing(
     handovers = sum(a != b for a, b in itertools.pairwise(sweepers))
 
     print(
-        f"\nchaos[{backend}]: executions={acc.executions} (roots={len(roots)}, "
-        f"children={plans.children}) completed={acc.completed} kills={len(killed)} "
-        f"recoveries={acc.recoveries} {dict(acc.recoveries_by_reason)} "
-        f"(from killed workers={from_killed}, leases lost by live workers={len(from_live)}) "
-        f"sweeping leaders={len(set(sweepers))} (handovers={handovers}) "
+        f"\nchaos[{backend}]: roots={len(roots)} children={plans.children} "
+        f"kills={len(killed)} {acc.summary()} "
+        f"(recoveries from killed workers={from_killed}, leases lost by live workers="
+        f"{len(from_live)}) sweeping leaders={len(set(sweepers))} (handovers={handovers}) "
         f"runs held by killed workers={len(held_at_kill)} (started={len(started_runs)}, "
-        f"claimed-not-started={len(not_started)}) runs started={acc.runs_started} "
-        f"finished-but-taken-over={acc.finishes_not_accepted} duplicates={acc.duplicates} "
-        f"lost={acc.lost} unexpected={acc.unexpected} flow_retries={acc.flow_retries} "
+        f"claimed-not-started={len(not_started)}) "
         f"failure_count==records: {'ok' if not acc.problems else 'NO'}; "
         f"kills over {chaos_s:.1f} s, all finished after {finished_s:.1f} s"
     )
 
-    assert acc.problems == [], acc.problems
-    assert (acc.lost, acc.unexpected, acc.duplicates) == (0, 0, 0)
-    assert acc.executions == acc.completed == plans.total
+    assert_each_ran_once(acc, total=plans.total)
     assert sum(stats.counts_by_status.values()) == plans.total
     assert stats.active_claims == 0
     assert untaken == [], f"killed workers' runs never taken over: {untaken[:10]}"
@@ -177,9 +165,3 @@ async def test_chaos_kills_lose_and_duplicate_nothing(
     # The chaos did what it is for: kills hit runs in flight, and recovery took them over.
     assert len(killed) >= int(profile.feed_s / KILL_EVERY_S[1])
     assert started_runs and from_killed >= len(started_runs)
-
-
-async def _all_finished(tables: Tables, total: int) -> bool:
-    counts = await tables.status_counts()
-    terminal = counts["completed"] + counts["failed"] + counts["stopped"]
-    return sum(counts.values()) == total == terminal

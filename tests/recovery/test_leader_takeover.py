@@ -9,15 +9,14 @@ from pathlib import Path
 
 from flowexec import ExecutionStatus, RecoveryReason
 from flowexec.store.protocol import ExecutionStore
+from tests.marks import new_marks_table
+from tests.worker_app import LINGER, app
+from tests.worker_processes import WorkerProcess, stop_processes
 
-from .chaos_app import LINGER, app, create_marks_table
 from .support import (
     LEASE_MS,
     SWEEP_S,
-    WorkerProcess,
-    marks_target,
     plant_dead_run,
-    stop_processes,
     wait_for_mark,
     wait_recovered,
     worker_settings,
@@ -30,13 +29,12 @@ TAKEOVER_BOUND_S = SWEEP_S + LEASE_MS / 1000 + 2.0
 async def test_killing_the_recovery_leader_hands_sweeping_to_another_worker(
     backend: str, store: ExecutionStore, store_url: str, unique_prefix: str, tmp_path: Path
 ) -> None:
-    marks = marks_target(backend, store_url, tmp_path)
-    create_marks_table(marks, unique_prefix)
+    marks = new_marks_table(backend, store_url, unique_prefix, tmp_path)
     settings = worker_settings(backend)
     logs = tmp_path / "logs"
     client = await app.client(store)
 
-    leader = WorkerProcess(store_url, unique_prefix, marks, "leader", logs, settings)
+    leader = WorkerProcess(store_url, unique_prefix, "leader", logs, settings, marks=marks)
     followers: list[WorkerProcess] = []
     try:
         await leader.wait_started()
@@ -50,7 +48,7 @@ async def test_killing_the_recovery_leader_hands_sweeping_to_another_worker(
 
         # Two more workers: up and trying for the lock, but the leader keeps sweeping.
         followers = [
-            WorkerProcess(store_url, unique_prefix, marks, f"follower-{n}", logs, settings)
+            WorkerProcess(store_url, unique_prefix, f"follower-{n}", logs, settings, marks=marks)
             for n in (1, 2)
         ]
         for follower in followers:

@@ -9,17 +9,12 @@ from flowexec import ExecutionStatus, RecoveryReason, new_execution
 from flowexec.runtime.recovery import RecoveryService
 from flowexec.store.protocol import ExecutionStore
 from tests.conftest import StoreFactory
+from tests.marks import new_marks_table, read_marks
+from tests.tables import Tables
+from tests.worker_app import GHOST, LINGER, app
+from tests.worker_processes import WorkerProcess, stop_processes
 
-from .chaos_app import GHOST, LINGER, app, create_marks_table, read_marks
-from .support import (
-    Tables,
-    WorkerProcess,
-    marks_target,
-    plant_dead_run,
-    stop_processes,
-    wait_for_mark,
-    worker_settings,
-)
+from .support import plant_dead_run, wait_for_mark, worker_settings
 
 RUNNABLE = 1_500
 NOT_STARTED = 500
@@ -99,8 +94,7 @@ MAX_FAILURES = 3
 async def test_a_run_whose_worker_dies_max_failures_times_ends_failed(
     backend: str, store: ExecutionStore, store_url: str, unique_prefix: str, tmp_path: Path
 ) -> None:
-    marks = marks_target(backend, store_url, tmp_path)
-    create_marks_table(marks, unique_prefix)
+    marks = new_marks_table(backend, store_url, unique_prefix, tmp_path)
     settings = worker_settings(backend, recovery_max_failures=MAX_FAILURES)
     client = await app.client(store)
     execution_id = await client.create(
@@ -109,7 +103,7 @@ async def test_a_run_whose_worker_dies_max_failures_times_ends_failed(
 
     def spawn(n: int) -> WorkerProcess:
         return WorkerProcess(
-            store_url, unique_prefix, marks, f"mortal-{n}", tmp_path / "logs", settings
+            store_url, unique_prefix, f"mortal-{n}", tmp_path / "logs", settings, marks=marks
         )
 
     workers = [spawn(1)]

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
-import signal
-import subprocess
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from flowexec import ExecutionStatus
 from flowexec.store.protocol import ExecutionStore
+from tests.accounting import account, assert_each_ran_once
+from tests.marks import new_marks_table, read_marks
+from tests.tables import Tables
+from tests.worker_app import MAX_DEPTH, TREE, app
+from tests.worker_processes import WorkerProcess, stop_processes, wait_all_finished
 
 from .helpers import OWNER
-from .processes import start_worker, stop_all, worker_log
-from .worker_app import MAX_DEPTH, app, create_effects_table, read_effects
 
 ROOTS = 500
 WORKERS = 3
@@ -30,19 +31,28 @@ def expected_nested(fan: int) -> int:
     return fan * MAX_DEPTH
 
 
+def planned_tree(fan: int) -> dict[str, Any]:
+    """A root's plan for `account`: `fan` children, each the head of a chain to MAX_DEPTH."""
+
+    def chain(i: int, depth: int) -> dict[str, Any]:
+        return {"i": i, "children": [chain(0, depth + 1)] if depth < MAX_DEPTH else []}
+
+    return {"children": [chain(i, 1) for i in range(fan)]}
+
+
 @pytest.mark.slow
 async def test_three_worker_processes_run_every_execution_exactly_once(
-    store: ExecutionStore, store_url: str, unique_prefix: str, tmp_path: Path
+    backend: str, store: ExecutionStore, store_url: str, unique_prefix: str, tmp_path: Path
 ) -> None:
-    create_effects_table(store_url, unique_prefix)
+    marks = new_marks_table(backend, store_url, unique_prefix, tmp_path)
+    tables = Tables(store_url, unique_prefix)
     client = await app.client(store)
     fans: dict[str, int] = {}
     for i in range(ROOTS):
-        root_id = await client.create("tree", owner_id=OWNER, integration={"fan": fan_of(i)})
+        root_id = await client.create(TREE, owner_id=OWNER, integration={"fan": fan_of(i)})
         fans[root_id] = fan_of(i)
     expected_total = ROOTS + sum(expected_nested(f) for f in fans.values())
 
-    worker_ids = [f"proc-{n}" for n in range(WORKERS)]
     settings = {
         "concurrency": 20,
         "claim_timeout_ms": 15_000,  # generous: no run may be taken over under load
@@ -50,16 +60,16 @@ async def test_three_worker_processes_run_every_execution_exactly_once(
         "poll_interval_s": 0.1,
         "recovery": False,
     }
-    processes = [start_worker(store_url, unique_prefix, w, tmp_path, **settings)
-                 for w in worker_ids]
+    workers = [
+        WorkerProcess(store_url, unique_prefix, f"proc-{n}", tmp_path, settings, marks=marks)
+        for n in range(WORKERS)
+    ]
     try:
-        await _wait_until_all_completed(store, expected_total, processes, tmp_path, worker_ids)
-        for process in processes:
-            process.send_signal(signal.SIGTERM)
-        codes = [await asyncio.to_thread(p.wait, 20) for p in processes]
+        await wait_all_finished(tables, expected_total, workers, within=120)
+        codes = [await w.terminate(within=20) for w in workers]
     finally:
-        stop_all(processes)
-    assert codes == [0] * WORKERS, [worker_log(tmp_path, w)[-2000:] for w in worker_ids]
+        stop_processes(workers)
+    assert codes == [0] * WORKERS, [w.tail(2000) for w in workers]
 
     stats = await store.get_stats()
     assert {k: v for k, v in stats.counts_by_status.items() if v} == {
@@ -67,15 +77,23 @@ async def test_three_worker_processes_run_every_execution_exactly_once(
     }
     assert stats.active_claims == 0
 
-    effects = read_effects(store_url, unique_prefix)
-    runs = Counter(execution_id for execution_id, _, _ in effects)
-    assert len(runs) == expected_total, "every execution ran"
-    assert max(runs.values()) == 1, "no execution ran twice"
-    by_worker = Counter(worker for _, worker, _ in effects)
-    assert set(by_worker) <= set(worker_ids)
+    executions = await tables.executions()
+    runs = read_marks(marks, unique_prefix)
+    acc = account(
+        root_ids={root_id: planned_tree(fan) for root_id, fan in fans.items()},
+        executions=executions,
+        recoveries=await tables.recoveries(),
+        marks=runs,
+        results_name_runs=False,
+    )
+    assert_each_ran_once(acc, total=expected_total)
+    starts = [(execution_id, worker) for kind, execution_id, worker, _, _ in runs
+              if kind == "start"]
+    by_worker = Counter(worker for _, worker in starts)
+    assert set(by_worker) <= {w.worker_id for w in workers}
     assert len(by_worker) >= 2, f"the work was shared: {by_worker}"
 
-    roots = await store.get_root_executions("tree", limit=ROOTS + 1)
+    roots = await store.get_root_executions(TREE, limit=ROOTS + 1)
     assert {r.execution.id for r in roots} == set(fans)
     for root in roots:
         fan = fans[root.execution.id]
@@ -84,7 +102,7 @@ async def test_three_worker_processes_run_every_execution_exactly_once(
         ), root.execution.id
         assert root.execution.result == {"depth": 0, "emitted": fan}
 
-    depth_counts = Counter(depth for _, _, depth in effects)
+    depth_counts = Counter(executions[execution_id].depth for execution_id, _ in starts)
     chains = sum(fans.values())
     assert depth_counts == Counter({0: ROOTS, **{d: chains for d in range(1, MAX_DEPTH + 1)}})
 
@@ -107,22 +125,3 @@ def _emits(depth: int, fan: int) -> int:
     if depth >= MAX_DEPTH:
         return 0
     return fan if depth == 0 else 1
-
-
-async def _wait_until_all_completed(
-    store: ExecutionStore,
-    expected_total: int,
-    processes: list[subprocess.Popen[bytes]],
-    log_dir: Path,
-    worker_ids: list[str],
-) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 120
-    while True:
-        stats = await store.get_stats()
-        if stats.counts_by_status.get("completed", 0) == expected_total:
-            return
-        died = [w for w, p in zip(worker_ids, processes, strict=True) if p.poll() is not None]
-        assert not died, [worker_log(log_dir, w)[-3000:] for w in died]
-        assert loop.time() < deadline, f"not all completed in time: {stats.counts_by_status}"
-        await asyncio.sleep(0.25)

@@ -1,0 +1,117 @@
+"""The app every worker subprocess of the tests runs: `python -m tests.worker_app`.
+
+Configured by environment (`tests.worker_processes.WorkerProcess` sets it):
+- FLOWEXEC_TEST_URL, FLOWEXEC_TEST_PREFIX: the store;
+- FLOWEXEC_TEST_MARKS: where runs write their marks (`tests.marks`), for the flows that mark;
+- FLOWEXEC_TEST_WORKER: JSON keyword arguments for `Worker`.
+
+Every marking flow writes a `start` mark when its run begins and a `finish` mark just before
+it returns. `chaos` and `linger` return the run whose completion the store accepted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from typing import Any
+
+from flowexec import App, FlowContext, Worker
+from flowexec.runtime.logs import configure_logging
+from tests.marks import mark
+
+URL_ENV = "FLOWEXEC_TEST_URL"
+PREFIX_ENV = "FLOWEXEC_TEST_PREFIX"
+MARKS_ENV = "FLOWEXEC_TEST_MARKS"
+WORKER_ENV = "FLOWEXEC_TEST_WORKER"
+
+TREE = "tree"
+SLEEPER = "sleeper"
+FLOW = "chaos"
+LINGER = "linger"
+GHOST = "ghost"
+"""A flow no worker registers: its executions are only ever moved by the tests and recovery."""
+MAX_DEPTH = 3
+"""How deep a `tree` grows below its root."""
+
+app = App()
+
+
+async def _mark(ctx: FlowContext, kind: str) -> None:
+    target, prefix = os.environ[MARKS_ENV], os.environ[PREFIX_ENV]
+    await ctx.node(kind, mark, target, prefix, kind, ctx.execution_id, ctx.worker_id, ctx.attempt)
+
+
+def _this_run(ctx: FlowContext) -> dict[str, Any]:
+    return {"worker": ctx.worker_id, "attempt": ctx.attempt}
+
+
+@app.flow(TREE, max_retries=3)
+async def tree(ctx: FlowContext) -> dict[str, Any]:
+    """Roots emit `fan` children; every descendant above MAX_DEPTH emits one more."""
+    depth = ctx.execution.execution_depth
+    await _mark(ctx, "start")
+    assert ctx.integration is not None
+    fan = int(ctx.integration["fan"]) if depth == 0 else 1
+    emitted = 0
+    if depth < MAX_DEPTH:
+        for i in range(fan):
+            await ctx.emit("branch", {"i": i, "depth": depth + 1})
+            emitted += 1
+    await _mark(ctx, "finish")
+    return {"depth": depth, "emitted": emitted}
+
+
+@app.flow(SLEEPER, max_retries=3)
+async def sleeper(ctx: FlowContext) -> str:
+    assert ctx.integration is not None
+    await ctx.node("sleep", asyncio.sleep, float(ctx.integration["seconds"]))
+    return "woke up"
+
+
+@app.flow(FLOW, max_retries=1000)
+async def chaos(ctx: FlowContext) -> dict[str, Any]:
+    """A root's plan is its integration; a child's plan is the payload of its event.
+
+    Plan: {"sleeps": [seconds, ...], "children": [{"i": n, "sleeps": [...]}, ...]}. The root
+    emits its children after its first node, so that a run killed later re-emits them (the
+    store must keep one of each).
+    """
+    event = ctx.event
+    plan = event.payload if event is not None else ctx.integration
+    assert isinstance(plan, dict)
+    await _mark(ctx, "start")
+    if event is None:
+        for child in plan.get("children", []):
+            await ctx.emit("spawn", child)
+    for n, seconds in enumerate(plan["sleeps"]):
+        await ctx.node(f"work-{n}", asyncio.sleep, float(seconds))
+    await _mark(ctx, "finish")
+    return _this_run(ctx)
+
+
+@app.flow(LINGER, max_retries=1000)
+async def linger(ctx: FlowContext) -> dict[str, Any]:
+    """Hangs on its first `hang_attempts` attempts (long enough to be killed mid-run), then
+    completes at once."""
+    assert ctx.integration is not None
+    await _mark(ctx, "start")
+    if ctx.attempt <= int(ctx.integration["hang_attempts"]):
+        await ctx.node("hang", asyncio.sleep, 300)
+    await _mark(ctx, "finish")
+    return _this_run(ctx)
+
+
+async def main() -> None:
+    configure_logging("INFO")
+    worker = Worker(
+        app,
+        os.environ[URL_ENV],
+        table_prefix=os.environ[PREFIX_ENV],
+        **json.loads(os.environ.get(WORKER_ENV, "{}")),
+    )
+    await worker.run()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
