@@ -18,7 +18,7 @@ import pytest
 
 from flowexec.errors import ClaimLost
 from flowexec.model import ClaimStatus, Completion, StartedExecution, WorkBatch
-from flowexec.store.base import MAX_BATCH
+from flowexec.store.limits import MAX_BATCH
 from flowexec.store.protocol import ExecutionStore
 
 from .helpers import (
