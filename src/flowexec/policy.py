@@ -72,6 +72,10 @@ class RecoveryPolicy:
         )
 
 
+DEFAULT_RECOVERY = RecoveryPolicy()
+"""The defaults of `recover_executions` and of the runtime's recovery service."""
+
+
 def worker_lost_reason(reason: str) -> str:
     """`last_failure_reason` of a recovered execution, from the recovery reason."""
     return f"worker lost: {reason}"

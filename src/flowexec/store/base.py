@@ -40,7 +40,7 @@ from flowexec.model import (
     check_text,
     check_timeout_ms,
 )
-from flowexec.policy import Backoff, RecoveryPolicy
+from flowexec.policy import DEFAULT_RECOVERY, Backoff, RecoveryPolicy
 from flowexec.store import checks
 from flowexec.store.commands import (
     ClaimAndStart,
@@ -66,9 +66,6 @@ from flowexec.store.rows import (
     stats_from_rows,
     tree_node_from_row,
 )
-
-DEFAULT_RECOVERY = RecoveryPolicy()
-DEFAULT_BACKOFF = DEFAULT_RECOVERY.backoff
 
 
 class SqlExecutionStore(SqlPrimitives):
@@ -368,8 +365,8 @@ class SqlExecutionStore(SqlPrimitives):
         worker_id: str,
         *,
         max_failures: int = DEFAULT_RECOVERY.max_failures,
-        backoff_base_ms: int = DEFAULT_BACKOFF.base_ms,
-        backoff_max_ms: int = DEFAULT_BACKOFF.max_ms,
+        backoff_base_ms: int = DEFAULT_RECOVERY.backoff.base_ms,
+        backoff_max_ms: int = DEFAULT_RECOVERY.backoff.max_ms,
         limit: int = DEFAULT_RECOVERY.batch_size,
     ) -> list[RecoveryRecord]:
         check_id(worker_id, "worker_id")
@@ -417,10 +414,10 @@ class SqlExecutionStore(SqlPrimitives):
         return [recovery_from_row(r) for r in rows]
 
     async def try_acquire_recovery_lock(self, lock_id: int) -> bool:
-        return await self._try_lock(checks.check_lock_id(lock_id))
+        return await self._locks.try_lock(checks.check_lock_id(lock_id))
 
     async def release_recovery_lock(self, lock_id: int) -> bool:
-        return await self._unlock(checks.check_lock_id(lock_id))
+        return await self._locks.unlock(checks.check_lock_id(lock_id))
 
     # ------------------------------------------------------------ operations
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from abc import abstractmethod
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from flowexec.closing import AsyncClosing
 from flowexec.model import DEFAULT_MAX_DEPTH, check_int_range, check_table_prefix
@@ -26,10 +26,21 @@ from flowexec.store.limits import MAX_DEPTH_LIMIT
 from flowexec.store.rows import Row
 
 
+class RecoveryLocks(Protocol):
+    """Where a backend holds its recovery locks (`try_acquire_recovery_lock`)."""
+
+    async def try_lock(self, lock_id: int) -> bool: ...
+
+    async def unlock(self, lock_id: int) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
 class SqlPrimitives(AsyncClosing):
     """The backend half of a SQL store, and the little state both backends keep alike."""
 
     backend: ClassVar[str]
+    _locks: RecoveryLocks
 
     def __init__(self, *, table_prefix: str, max_depth: int = DEFAULT_MAX_DEPTH) -> None:
         self.table_prefix = check_table_prefix(table_prefix)
@@ -158,12 +169,6 @@ class SqlPrimitives(AsyncClosing):
 
     @abstractmethod
     async def _recovery_rows(self, execution_id: str) -> list[Row]: ...
-
-    @abstractmethod
-    async def _try_lock(self, lock_id: int) -> bool: ...
-
-    @abstractmethod
-    async def _unlock(self, lock_id: int) -> bool: ...
 
     # ------------------------------------------------------------ operations
 

@@ -78,6 +78,13 @@ _FENCE = """
          OR (processing_worker_id = %(fence_worker)s AND claim_epoch = %(fence_epoch)s))
 """
 
+# What every status write ends with: the guard (legal source, fence) and the id it wrote.
+_STATUS_GUARD = f"""
+    WHERE id = %(id)s AND status = ANY(%(sources)s) {_FENCE}
+    RETURNING id
+"""
+_CLEAR_PROCESSING = "processing_worker_id = NULL, processing_started_at = NULL,"
+
 STATUS_RUN = f"""
     UPDATE {{p}}executions SET
         status = 'running',
@@ -85,14 +92,12 @@ STATUS_RUN = f"""
         error_message = COALESCE(%(error_message)s, error_message),
         error_node_id = COALESCE(%(error_node_id)s, error_node_id),
         updated_at = now()
-    WHERE id = %(id)s AND status = ANY(%(sources)s) {_FENCE}
-    RETURNING id
+    {_STATUS_GUARD}
 """
 
 STATUS_PAUSE = f"""
     UPDATE {{p}}executions SET status = 'paused', updated_at = now()
-    WHERE id = %(id)s AND status = ANY(%(sources)s) {_FENCE}
-    RETURNING id
+    {_STATUS_GUARD}
 """
 
 STATUS_FINISH = f"""
@@ -103,11 +108,9 @@ STATUS_FINISH = f"""
             error_message = %(error_message)s,
             error_node_id = %(error_node_id)s,
             result = %(result)s::jsonb,
-            processing_worker_id = NULL,
-            processing_started_at = NULL,
+            {_CLEAR_PROCESSING}
             updated_at = now()
-        WHERE id = %(id)s AND status = ANY(%(sources)s) {_FENCE}
-        RETURNING id
+        {_STATUS_GUARD}
     ), released AS ({_RELEASE_CLAIM})
     SELECT id FROM done
 """
@@ -120,11 +123,9 @@ STATUS_REQUEUE = f"""
             error_message = COALESCE(%(error_message)s, error_message),
             error_node_id = COALESCE(%(error_node_id)s, error_node_id),
             available_at = now(),
-            processing_worker_id = NULL,
-            processing_started_at = NULL,
+            {_CLEAR_PROCESSING}
             updated_at = now()
-        WHERE id = %(id)s AND status = ANY(%(sources)s) {_FENCE}
-        RETURNING id
+        {_STATUS_GUARD}
     ), released AS ({_RELEASE_CLAIM})
     SELECT id, pg_notify(%(channel)s, '') FROM done
 """

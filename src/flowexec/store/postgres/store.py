@@ -328,12 +328,6 @@ class PostgresExecutionStore(SqlExecutionStore):
     async def _recovery_rows(self, execution_id: str) -> list[Row]:
         return await self._rows(Q.RECOVERY_HISTORY, {"id": execution_id})
 
-    async def _try_lock(self, lock_id: int) -> bool:
-        return await self._locks.try_lock(lock_id)
-
-    async def _unlock(self, lock_id: int) -> bool:
-        return await self._locks.unlock(lock_id)
-
     # ------------------------------------------------------------ waking workers
 
     async def wait_for_work(self, timeout_s: float) -> None:

@@ -22,6 +22,7 @@ from typing import TypeVar
 from flowexec.errors import ConfigError, StoreUnavailable
 from flowexec.store.sqlite import queries as Q
 from flowexec.store.sqlite.codec import decode_row
+from flowexec.store.sqlite.options import SqliteOptions
 from flowexec.store.urls import SqliteTarget
 
 T = TypeVar("T")
@@ -79,15 +80,13 @@ class SqliteConnection:
         target: SqliteTarget,
         *,
         table_prefix: str,
-        busy_timeout_ms: int,
-        lock_timeout_s: float,
-        synchronous: str,
+        options: SqliteOptions,
     ) -> None:
         self.target = target
         self._table_prefix = table_prefix
-        self._busy_timeout_ms = busy_timeout_ms
-        self._lock_timeout_s = lock_timeout_s
-        self._synchronous = synchronous
+        self._busy_timeout_ms = options.busy_timeout_ms
+        self._lock_timeout_s = options.lock_timeout_s
+        self._synchronous = options.synchronous
         self._executor = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix=f"flowexec-sqlite-{table_prefix}"
         )

@@ -87,7 +87,12 @@ MAKE_RUNNABLE = f"""
     RETURNING id
 """
 
-_IN_SOURCES = "status IN (SELECT value FROM json_each(:sources))"
+# What every status write ends with: the guard (legal source, fence) and the id it wrote.
+_STATUS_GUARD = f"""
+    WHERE id = :id AND status IN (SELECT value FROM json_each(:sources)) {_FENCE}
+    RETURNING id
+"""
+_CLEAR_PROCESSING = "processing_worker_id = NULL, processing_started_at = NULL,"
 
 STATUS_RUN = f"""
     UPDATE {{p}}executions SET
@@ -96,14 +101,12 @@ STATUS_RUN = f"""
         error_message = COALESCE(:error_message, error_message),
         error_node_id = COALESCE(:error_node_id, error_node_id),
         {_TOUCH}
-    WHERE id = :id AND {_IN_SOURCES} {_FENCE}
-    RETURNING id
+    {_STATUS_GUARD}
 """
 
 STATUS_PAUSE = f"""
     UPDATE {{p}}executions SET status = 'paused', {_TOUCH}
-    WHERE id = :id AND {_IN_SOURCES} {_FENCE}
-    RETURNING id
+    {_STATUS_GUARD}
 """
 
 STATUS_FINISH = f"""
@@ -113,11 +116,9 @@ STATUS_FINISH = f"""
         error_message = :error_message,
         error_node_id = :error_node_id,
         result = :result,
-        processing_worker_id = NULL,
-        processing_started_at = NULL,
+        {_CLEAR_PROCESSING}
         {_TOUCH}
-    WHERE id = :id AND {_IN_SOURCES} {_FENCE}
-    RETURNING id
+    {_STATUS_GUARD}
 """
 
 STATUS_REQUEUE = f"""
@@ -127,11 +128,9 @@ STATUS_REQUEUE = f"""
         error_message = COALESCE(:error_message, error_message),
         error_node_id = COALESCE(:error_node_id, error_node_id),
         available_at = :now,
-        processing_worker_id = NULL,
-        processing_started_at = NULL,
+        {_CLEAR_PROCESSING}
         {_TOUCH}
-    WHERE id = :id AND {_IN_SOURCES} {_FENCE}
-    RETURNING id
+    {_STATUS_GUARD}
 """
 
 RELEASE_CLAIM = """

@@ -9,7 +9,6 @@ database (store/sqlite/locks.py).
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import logging
 import sqlite3
@@ -17,7 +16,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from flowexec.errors import ConfigError
 from flowexec.model import DEFAULT_MAX_DEPTH
 from flowexec.policy import RecoveryPolicy
 from flowexec.store import migrations
@@ -38,25 +36,17 @@ from flowexec.store.sqlite import queries as Q
 from flowexec.store.sqlite.codec import SQLITE_ENCODING, from_micros, split_statements, to_micros
 from flowexec.store.sqlite.connection import SqliteConnection
 from flowexec.store.sqlite.locks import RecoveryFileLocks
+from flowexec.store.sqlite.options import SqliteOptions
 from flowexec.store.urls import parse_sqlite_url
 
 log = logging.getLogger("flowexec.store.sqlite")
 
 _STATUS_STATEMENTS = statements_by_effect(Q)
-_SYNCHRONOUS = ("full", "normal")
-MAX_BUSY_TIMEOUT_MS = 600_000
-MAX_LOCK_TIMEOUT_S = 3600
-MAX_COMMIT_POLL_INTERVAL_S = 60
-
-
-def _check_seconds(value: object, name: str, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= high:
-        raise ConfigError(f"{name} must be a number in (0, {high:g}], got {value!r}")
-    return float(value)
 
 
 class SqliteExecutionStore(SqlExecutionStore):
     backend: ClassVar[str] = "sqlite"
+    _locks: RecoveryFileLocks
 
     def __init__(
         self,
@@ -64,51 +54,19 @@ class SqliteExecutionStore(SqlExecutionStore):
         *,
         table_prefix: str = "flowexec_",
         max_depth: int = DEFAULT_MAX_DEPTH,
-        busy_timeout_ms: int = 5000,
-        lock_timeout_s: float = 60.0,
-        synchronous: str = "full",
-        commit_poll_interval_s: float = 0.1,
+        **options: Any,
     ) -> None:
-        """`busy_timeout_ms`: SQLite's own wait for a lock; `lock_timeout_s`: how long a
-        transaction keeps retrying after that before `StoreUnavailable`; `synchronous`:
-        `full` (fsync every commit, the durable default) or `normal` (WAL, fsync at
-        checkpoints); `commit_poll_interval_s`: how often `wait_for_work` looks for other
-        connections' commits.
-        """
+        """`options`: the fields of `SqliteOptions` (store/sqlite/options.py), by name."""
         super().__init__(table_prefix=table_prefix, max_depth=max_depth)
         target = parse_sqlite_url(url)
-        if isinstance(busy_timeout_ms, bool) or not isinstance(busy_timeout_ms, int) or not (
-            0 <= busy_timeout_ms <= MAX_BUSY_TIMEOUT_MS
-        ):
-            raise ConfigError(
-                f"busy_timeout_ms must be an integer 0..{MAX_BUSY_TIMEOUT_MS}, "
-                f"got {busy_timeout_ms!r}"
-            )
-        lock_timeout = _check_seconds(lock_timeout_s, "lock_timeout_s", MAX_LOCK_TIMEOUT_S)
-        self._commit_poll_interval_s = _check_seconds(
-            commit_poll_interval_s, "commit_poll_interval_s", MAX_COMMIT_POLL_INTERVAL_S
-        )
-        if synchronous not in _SYNCHRONOUS:
-            raise ConfigError(f"synchronous must be one of {_SYNCHRONOUS}, got {synchronous!r}")
-        self._db = SqliteConnection(
-            target,
-            table_prefix=self.table_prefix,
-            busy_timeout_ms=busy_timeout_ms,
-            lock_timeout_s=lock_timeout,
-            synchronous=synchronous,
-        )
+        self._options = SqliteOptions.from_keywords(options)
+        self._db = SqliteConnection(target, table_prefix=self.table_prefix, options=self._options)
         self._locks = RecoveryFileLocks(target, self.table_prefix)
 
     @classmethod
     async def open(
         cls, url: str, *, migrate: bool = True, **options: Any
     ) -> SqliteExecutionStore:
-        unknown = sorted(set(options) - _OPTIONS)
-        if unknown:
-            raise ConfigError(
-                f"the SQLite store does not take {', '.join(unknown)}; "
-                f"its options are {', '.join(sorted(_OPTIONS))}"
-            )
         store = cls(url, **options)
         try:
             await store._db.open()
@@ -399,12 +357,6 @@ class SqliteExecutionStore(SqlExecutionStore):
     async def _recovery_rows(self, execution_id: str) -> list[Row]:
         return await self._read_rows(Q.RECOVERY_HISTORY, {"id": execution_id})
 
-    async def _try_lock(self, lock_id: int) -> bool:
-        return await self._locks.try_lock(lock_id)
-
-    async def _unlock(self, lock_id: int) -> bool:
-        return await self._locks.unlock(lock_id)
-
     # ------------------------------------------------------------ waking workers
 
     async def wait_for_work(self, timeout_s: float) -> None:
@@ -423,7 +375,7 @@ class SqliteExecutionStore(SqlExecutionStore):
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return
-            if await self._wait_local(min(self._commit_poll_interval_s, remaining)):
+            if await self._wait_local(min(self._options.commit_poll_interval_s, remaining)):
                 return
             if await self._db.poll_data_version() != seen:
                 return
@@ -452,9 +404,3 @@ class SqliteExecutionStore(SqlExecutionStore):
     async def now(self) -> datetime:
         return await self._db.read(lambda conn, now: from_micros(now))
 
-
-_OPTIONS = frozenset(inspect.signature(SqliteExecutionStore.__init__).parameters) - {
-    "self",
-    "url",
-}
-"""The keyword options `open` passes through: the constructor's own."""
