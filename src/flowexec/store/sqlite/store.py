@@ -84,6 +84,7 @@ class SqliteExecutionStore(SqlExecutionStore):
 
     @property
     def recovery_locks(self) -> RecoveryFileLocks:
+        """The recovery locks this store holds, and the files behind them."""
         return self._locks
 
     async def close(self) -> None:
