@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the model imports this module for ValidationError
+    from flowexec.model import ExecutionStatus
+
 
 class FlowexecError(Exception):
     """Base of every error flowexec raises on purpose."""
@@ -38,9 +43,11 @@ class ExecutionExists(FlowexecError):
 class InvalidTransition(FlowexecError):
     """A status change the lifecycle does not allow; nothing was changed."""
 
-    def __init__(self, execution_id: str, current: str, target: str) -> None:
+    def __init__(
+        self, execution_id: str, current: ExecutionStatus, target: ExecutionStatus
+    ) -> None:
         super().__init__(
-            f"execution {execution_id!r} cannot go from {current!r} to {target!r}"
+            f"execution {execution_id!r} cannot go from {current.value!r} to {target.value!r}"
         )
         self.execution_id = execution_id
         self.current = current

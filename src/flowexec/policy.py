@@ -1,13 +1,16 @@
 """Failure handling shared by the store and the runtime: backoff and the recovery policy.
 
 Retries (the runtime) and recovery (the store) put a failed run back in the queue after the
-same exponential delay; the formula and its defaults live here and nowhere else.
+same exponential delay; the formula, its defaults and what recovery decides live here and
+nowhere else (docs/architecture.md §6).
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+
+from flowexec.model import ExecutionStatus, RecoveryReason
 
 MAX_BACKOFF_EXPONENT = 40
 """2^40 times any positive base is past every cap we allow, so larger exponents change nothing."""
@@ -33,9 +36,50 @@ class Backoff:
 
 
 @dataclass(frozen=True, slots=True)
+class RecoveryOutcome:
+    """One recovered execution: its new failure count and status, the texts, the backoff."""
+
+    failure_count: int
+    status: ExecutionStatus
+    last_failure_reason: str
+    error_message: str | None
+    """Set when recovery gives up; None keeps the execution's error message."""
+    backoff_ms: int
+    record_reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class RecoveryPolicy:
     """How a recovery sweep treats runs whose worker died."""
 
     max_failures: int = 5
     backoff: Backoff = field(default_factory=Backoff)
     batch_size: int = 100
+
+    def outcome(self, failures_before: int, reason: str) -> RecoveryOutcome:
+        """What recovering an execution whose worker died does: requeue it after the backoff,
+        or fail it once this failure reaches `max_failures`."""
+        count = failures_before + 1
+        lost = worker_lost_reason(reason)
+        gives_up = count >= self.max_failures
+        return RecoveryOutcome(
+            failure_count=count,
+            status=ExecutionStatus.FAILED if gives_up else ExecutionStatus.CREATED,
+            last_failure_reason=lost,
+            error_message=recovery_error_message(count, lost) if gives_up else None,
+            backoff_ms=self.backoff.ceiling_ms(failures_before),
+            record_reason=RecoveryReason.MAX_FAILURES_EXCEEDED.value if gives_up else reason,
+        )
+
+
+DEFAULT_RECOVERY = RecoveryPolicy()
+"""The defaults of `recover_executions` and of the runtime's recovery service."""
+
+
+def worker_lost_reason(reason: str) -> str:
+    """`last_failure_reason` of a recovered execution, from the recovery reason."""
+    return f"worker lost: {reason}"
+
+
+def recovery_error_message(failure_count: int, reason: str) -> str:
+    return f"gave up after {failure_count} failures; the last: {reason}"

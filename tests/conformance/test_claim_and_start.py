@@ -1,4 +1,5 @@
-"""`claim_and_start`: a worker's whole exchange with the queue in one transaction (SPEC §4, §5).
+"""`claim_and_start`: a worker's whole exchange with the queue in one transaction
+(docs/architecture.md §4, §5).
 
 It completes the worker's returned runs (fenced by worker and epoch, from `running` only, claim
 released), then claims up to `limit` runnable executions, plus one for each completion written,
@@ -18,7 +19,7 @@ import pytest
 
 from flowexec.errors import ClaimLost
 from flowexec.model import ClaimStatus, Completion, StartedExecution, WorkBatch
-from flowexec.store.base import MAX_BATCH
+from flowexec.store.limits import MAX_BATCH
 from flowexec.store.protocol import ExecutionStore
 
 from .helpers import (

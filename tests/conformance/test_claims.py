@@ -1,4 +1,5 @@
-"""Claims, leases and fencing epochs (SPEC §4): claim, release, extend, expire, list."""
+"""Claims, leases and fencing epochs (docs/architecture.md §4): claim, release, extend, expire,
+list."""
 
 from __future__ import annotations
 

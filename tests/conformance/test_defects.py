@@ -1,4 +1,5 @@
-"""One test per defect of the reference (SPEC §9); each one fails on the reference's behaviour."""
+"""One test per defect of the TypeScript PostgresExecutionStore (docs/architecture.md §9); each
+one fails on that store's behaviour."""
 
 from __future__ import annotations
 
@@ -58,7 +59,8 @@ async def test_defect_expired_claim_blocks_later_claims(
 async def test_defect_recovery_lock_result_misread(
     store: ExecutionStore, other_store: ExecutionStore
 ) -> None:
-    # The reference read the lock result wrongly, so no instance ever believed it held the lock.
+    # The TypeScript store read the lock result wrongly, so no instance ever believed it held
+    # the lock.
     assert await store.try_acquire_recovery_lock(1) is True
     assert await other_store.try_acquire_recovery_lock(1) is False
     assert await store.release_recovery_lock(1) is True
@@ -78,7 +80,8 @@ async def test_defect_recovery_lock_released_on_another_pooled_connection(
 async def test_defect_running_with_expired_claim_never_recovered(store: ExecutionStore) -> None:
     execution, lease = await start_running(store, timeout_ms=SHORT_LEASE_MS)
     await wait_for_lease_end(store, lease)
-    # The reference expired claims first, after which its "expired claim" branch found nothing.
+    # The TypeScript store expired claims first, after which its "expired claim" branch found
+    # nothing.
     assert await store.expire_old_claims() == 1
     assert [e.id for e in await store.get_executions_needing_recovery()] == [execution.id]
     records = await store.recover_executions(RECOVERER)
@@ -101,7 +104,8 @@ async def test_defect_running_with_released_claim_never_recovered(store: Executi
 
 
 async def test_defect_failed_run_stays_running(store: ExecutionStore) -> None:
-    """The reference released before its fenced failure write, which then failed: still running."""
+    """The TypeScript store released before its fenced failure write, which then failed: still
+    running."""
     execution, lease = await start_running(store)
     assert await set_status(
         store, execution.id, S.FAILED, lease, error_message="node blew up", error_node_id="n1"

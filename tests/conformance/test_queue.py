@@ -1,4 +1,4 @@
-"""The store is the queue (SPEC §5): claim_next, start_execution, wait_for_work."""
+"""The store is the queue (docs/architecture.md §5): claim_next, start_execution, wait_for_work."""
 
 from __future__ import annotations
 

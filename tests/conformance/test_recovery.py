@@ -1,5 +1,5 @@
-"""Failures and recovery (SPEC §6): retry, failure info, the recovery query and sweep, history,
-the recovery lock; and operations: retention and stats."""
+"""Failures and recovery (docs/architecture.md §6): retry, failure info, the recovery query and
+sweep, history, the recovery lock; and operations: retention and stats."""
 
 from __future__ import annotations
 

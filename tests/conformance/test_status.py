@@ -1,4 +1,5 @@
-"""update_execution_status: the lifecycle of SPEC §3, its timestamps, fencing and claim release."""
+"""update_execution_status: the lifecycle (docs/architecture.md §3), its timestamps, fencing and
+claim release."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Bad input (SPEC §8): a typed error with a clear message, and the database unchanged.
+"""Bad input (docs/architecture.md §8): a typed error with a clear message, and the database
+unchanged.
 
 Each test runs a table of bad calls against a populated store (`build_world`), checks that every
 call raises `ValidationError`, then reads the whole world back to prove nothing was written.

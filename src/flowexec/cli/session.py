@@ -118,7 +118,7 @@ async def opened_store(
     """
     url = settings.url
     if not create and scheme_of(url) == "sqlite":
-        from flowexec.store.sqlite.store import parse_sqlite_url  # only SQLite users need it
+        from flowexec.store.urls import parse_sqlite_url  # only SQLite users need it
 
         target = parse_sqlite_url(url)
         if target.path is not None and not target.path.exists():

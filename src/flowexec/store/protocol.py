@@ -1,7 +1,8 @@
-"""The port every backend implements: the reference's API in snake_case, with its defects fixed.
+"""The port every backend implements: the API of the TypeScript PostgresExecutionStore in
+snake_case, with its defects fixed (docs/architecture.md §9).
 
 All methods are coroutines. Times come from the database clock and are timezone-aware UTC.
-Unknown ids give `None` / `False` / `[]` where the reference returned those, and
+Unknown ids give `None` / `False` / `[]` where the TypeScript store returned those, and
 `ExecutionNotFound` where a write needs the execution to exist. Bad input raises
 `ValidationError` and writes nothing.
 """
@@ -25,6 +26,8 @@ from flowexec.model import (
     UpdateExecutionStatusParams,
     WorkBatch,
 )
+from flowexec.policy import DEFAULT_RECOVERY
+from flowexec.store.limits import MAX_BATCH
 
 
 @runtime_checkable
@@ -83,7 +86,7 @@ class ExecutionStore(Protocol):
         ...
 
     async def update_execution_status(self, params: UpdateExecutionStatusParams) -> bool:
-        """Move an execution along the lifecycle (SPEC §3).
+        """Move an execution along the lifecycle (docs/architecture.md §3).
 
         Returns False for an unknown id. Raises `InvalidTransition` for an illegal move (or
         when `expected_status` is given and the execution is not in it) and
@@ -106,8 +109,8 @@ class ExecutionStore(Protocol):
     ) -> list[RootExecution]:
         """Roots of a flow, newest first, keyset-paginated on (created_at, id).
 
-        `after` is the reference's datetime (roots created before it), a `RootExecution`
-        returned earlier, or its (created_at, id) pair.
+        `after` is a datetime as the TypeScript store takes (roots created before it), a
+        `RootExecution` returned earlier, or its (created_at, id) pair.
         """
         ...
 
@@ -194,7 +197,7 @@ class ExecutionStore(Protocol):
     async def update_failure_info(
         self, execution_id: str, failure_count: int, reason: str
     ) -> bool:
-        """The reference's absolute write; flowexec itself only increments in SQL."""
+        """The TypeScript store's absolute write; flowexec itself only increments in SQL."""
         ...
 
     async def retry_execution(
@@ -217,7 +220,9 @@ class ExecutionStore(Protocol):
         """
         ...
 
-    async def get_executions_needing_recovery(self, limit: int = 100) -> list[Execution]:
+    async def get_executions_needing_recovery(
+        self, limit: int = DEFAULT_RECOVERY.batch_size
+    ) -> list[Execution]:
         """`running`/`paused` executions with no live lease. Never queued ones."""
         ...
 
@@ -225,10 +230,10 @@ class ExecutionStore(Protocol):
         self,
         worker_id: str,
         *,
-        max_failures: int = 5,
-        backoff_base_ms: int = 1000,
-        backoff_max_ms: int = 300_000,
-        limit: int = 100,
+        max_failures: int = DEFAULT_RECOVERY.max_failures,
+        backoff_base_ms: int = DEFAULT_RECOVERY.backoff.base_ms,
+        backoff_max_ms: int = DEFAULT_RECOVERY.backoff.max_ms,
+        limit: int = DEFAULT_RECOVERY.batch_size,
     ) -> list[RecoveryRecord]:
         """One sweep in one transaction: expire claims, then requeue or fail what died."""
         ...
@@ -256,7 +261,7 @@ class ExecutionStore(Protocol):
         """Return when new work may be runnable, or after `timeout_s` (the polling fallback)."""
         ...
 
-    async def purge_finished(self, before: datetime, *, limit: int = 1000) -> int:
+    async def purge_finished(self, before: datetime, *, limit: int = MAX_BATCH) -> int:
         """Retention: delete up to `limit` whole trees finished before `before`; count of roots."""
         ...
 

@@ -1,9 +1,12 @@
-"""Which backend a database URL names, and how to show a URL without its password."""
+"""Database URLs: which backend one names, the file a SQLite URL names, and how to show a URL
+without its password."""
 
 from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
+from pathlib import Path
 
 from flowexec.errors import ConfigError
 
@@ -42,3 +45,41 @@ def scheme_of(url: str) -> str:
         f"unsupported database URL scheme {scheme!r} in {redact(url)!r}: "
         "use postgresql://, postgres:// or sqlite:///"
     )
+
+
+@dataclass(frozen=True, slots=True)
+class SqliteTarget:
+    """The database a `sqlite:` URL names: an absolute file path, or None for `:memory:`."""
+
+    url: str
+    path: Path | None
+
+    @property
+    def display(self) -> str:
+        return ":memory:" if self.path is None else str(self.path)
+
+
+def parse_sqlite_url(url: str) -> SqliteTarget:
+    """`sqlite:///relative.db` (from the working directory), `sqlite:////abs.db`, `:memory:`."""
+    if not isinstance(url, str):
+        raise ConfigError(f"the database URL must be a string, not {type(url).__name__}")
+    usage = "use sqlite:///relative/path.db, sqlite:////absolute/path.db or sqlite:///:memory:"
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() != SQLITE_SCHEME:
+        raise ConfigError(f"{url!r} is not a SQLite URL: {usage}")
+    if not rest.strip("/"):
+        raise ConfigError(f"SQLite URL {url!r} names no database file: {usage}")
+    if not rest.startswith("/"):
+        host = rest.split("/", 1)[0]
+        raise ConfigError(f"SQLite URL {url!r} names a host ({host!r}); it takes none: {usage}")
+    path = rest[1:]
+    if "?" in path or "#" in path:
+        raise ConfigError(
+            f"SQLite URL {url!r} has a query string or fragment; pass options to open_store "
+            "as keyword arguments instead"
+        )
+    if "\x00" in path:
+        raise ConfigError(f"SQLite URL {url!r} contains a NUL character")
+    if path == ":memory:":
+        return SqliteTarget(url, None)
+    return SqliteTarget(url, Path(os.path.abspath(path)))

@@ -135,7 +135,7 @@ async def test_two_stores_on_one_file_exclude_each_other_from_the_recovery_lock(
         assert await one.release_recovery_lock(3) is False
         assert await two.try_acquire_recovery_lock(3) is True
         assert await one.try_acquire_recovery_lock(3) is False
-        lock_file = two.lock_path(3)
+        lock_file = two.recovery_locks.path(3)
         assert lock_file is not None and lock_file.parent == tmp_path
         assert lock_file.name == "x.db.flowexec_recovery-3.lock"
         await two.close()  # closing frees every lock it held
@@ -159,7 +159,7 @@ async def test_a_closed_store_is_unavailable(tmp_path: Path) -> None:
 async def test_wait_for_work_wakes_for_another_process_commit_within_the_poll_interval(
     tmp_path: Path,
 ) -> None:
-    waiter = await _sqlite(tmp_path / "x.db", poll_interval_s=0.05)
+    waiter = await _sqlite(tmp_path / "x.db", commit_poll_interval_s=0.05)
     writer = await _sqlite(tmp_path / "x.db")
     try:
         waiting = asyncio.create_task(waiter.wait_for_work(30))

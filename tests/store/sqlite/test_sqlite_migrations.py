@@ -10,7 +10,7 @@ from sqlite_helpers import raw_connection, schema
 from flowexec import new_execution, open_store
 from flowexec.errors import ConfigError, StoreUnavailable
 from flowexec.store.migrations import load_migrations
-from flowexec.store.sqlite.store import split_statements
+from flowexec.store.sqlite.codec import split_statements
 
 PREFIX = "flowexec_"
 MIGRATIONS = load_migrations("flowexec.store.sqlite", PREFIX)

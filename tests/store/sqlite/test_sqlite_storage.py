@@ -12,7 +12,7 @@ from sqlite_helpers import raw_connection
 from flowexec import ExecutionStatus, UpdateExecutionStatusParams, new_execution, open_store
 from flowexec.store.sqlite import SqliteExecutionStore
 from flowexec.store.sqlite import queries as Q
-from flowexec.store.sqlite.store import from_micros, to_micros
+from flowexec.store.sqlite.codec import from_micros, to_micros
 
 PREFIX = "flowexec_"
 TIME_COLUMNS = {

@@ -100,7 +100,8 @@ async def test_bad_urls_are_config_errors(url: str, words: str) -> None:
         ("busy_timeout_ms", -1),
         ("busy_timeout_ms", "5000"),
         ("lock_timeout_s", 0),
-        ("poll_interval_s", True),
+        ("commit_poll_interval_s", True),
+        ("poll_interval_s", 0.1),  # the Worker's option, not the store's
         ("synchronous", "off"),
         ("pool_max_size", 5),
     ],

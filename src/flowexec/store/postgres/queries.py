@@ -78,6 +78,13 @@ _FENCE = """
          OR (processing_worker_id = %(fence_worker)s AND claim_epoch = %(fence_epoch)s))
 """
 
+# What every status write ends with: the guard (legal source, fence) and the id it wrote.
+_STATUS_GUARD = f"""
+    WHERE id = %(id)s AND status = ANY(%(sources)s) {_FENCE}
+    RETURNING id
+"""
+_CLEAR_PROCESSING = "processing_worker_id = NULL, processing_started_at = NULL,"
+
 STATUS_RUN = f"""
     UPDATE {{p}}executions SET
         status = 'running',
@@ -85,14 +92,12 @@ STATUS_RUN = f"""
         error_message = COALESCE(%(error_message)s, error_message),
         error_node_id = COALESCE(%(error_node_id)s, error_node_id),
         updated_at = now()
-    WHERE id = %(id)s AND status = ANY(%(sources)s) {_FENCE}
-    RETURNING id
+    {_STATUS_GUARD}
 """
 
 STATUS_PAUSE = f"""
     UPDATE {{p}}executions SET status = 'paused', updated_at = now()
-    WHERE id = %(id)s AND status = ANY(%(sources)s) {_FENCE}
-    RETURNING id
+    {_STATUS_GUARD}
 """
 
 STATUS_FINISH = f"""
@@ -103,11 +108,9 @@ STATUS_FINISH = f"""
             error_message = %(error_message)s,
             error_node_id = %(error_node_id)s,
             result = %(result)s::jsonb,
-            processing_worker_id = NULL,
-            processing_started_at = NULL,
+            {_CLEAR_PROCESSING}
             updated_at = now()
-        WHERE id = %(id)s AND status = ANY(%(sources)s) {_FENCE}
-        RETURNING id
+        {_STATUS_GUARD}
     ), released AS ({_RELEASE_CLAIM})
     SELECT id FROM done
 """
@@ -120,17 +123,16 @@ STATUS_REQUEUE = f"""
             error_message = COALESCE(%(error_message)s, error_message),
             error_node_id = COALESCE(%(error_node_id)s, error_node_id),
             available_at = now(),
-            processing_worker_id = NULL,
-            processing_started_at = NULL,
+            {_CLEAR_PROCESSING}
             updated_at = now()
-        WHERE id = %(id)s AND status = ANY(%(sources)s) {_FENCE}
-        RETURNING id
+        {_STATUS_GUARD}
     ), released AS ({_RELEASE_CLAIM})
     SELECT id, pg_notify(%(channel)s, '') FROM done
 """
 
-# Aggregates for the whole page in one grouped query over the tree index (SPEC §2). `= ANY
-# (ARRAY(...))` is an index condition, so a generic plan cannot turn it into a full scan.
+# Aggregates for the whole page in one grouped query over the tree index (docs/architecture.md
+# §2). `= ANY (ARRAY(...))` is an index condition, so a generic plan cannot turn it into a full
+# scan.
 ROOT_PAGE_AGGREGATES = """
     , agg AS (
         SELECT root_execution_id, max(execution_depth) AS levels, count(*) - 1 AS total_nested
@@ -398,45 +400,51 @@ NEEDING_RECOVERY = f"""
     LIMIT %(limit)s
 """
 
-RECOVER = f"""
-    WITH victims AS (
-        SELECT e.id, e.status AS previous_status, e.processing_worker_id AS previous_worker_id,
-               CASE WHEN c.execution_id IS NULL THEN 'missing_claim'
-                    WHEN c.status = 'released' THEN 'released_while_running'
-                    ELSE 'expired_claim' END AS reason
-        FROM {{p}}executions e LEFT JOIN {{p}}execution_claims c ON c.execution_id = e.id
-        WHERE {_DEAD_WORKER}
-        ORDER BY e.updated_at, e.id
-        LIMIT %(limit)s
-        FOR UPDATE OF e SKIP LOCKED
+# Locked here, decided in Python (store/recovery.py), written by APPLY_RECOVERY in the same
+# transaction; SKIP LOCKED lets concurrent sweeps share the work instead of counting it twice.
+RECOVERY_VICTIMS = f"""
+    SELECT e.id, e.failure_count, e.status AS previous_status,
+           e.processing_worker_id AS previous_worker_id,
+           CASE WHEN c.execution_id IS NULL THEN 'missing_claim'
+                WHEN c.status = 'released' THEN 'released_while_running'
+                ELSE 'expired_claim' END AS reason
+    FROM {{p}}executions e LEFT JOIN {{p}}execution_claims c ON c.execution_id = e.id
+    WHERE {_DEAD_WORKER}
+    ORDER BY e.updated_at, e.id
+    LIMIT %(limit)s
+    FOR UPDATE OF e SKIP LOCKED
+"""
+
+# One row per victim, as parallel arrays; the failure count itself is incremented here.
+APPLY_RECOVERY = """
+    WITH v AS (
+        SELECT * FROM unnest(
+            %(id)s::text[], %(status)s::text[], %(last_failure_reason)s::text[],
+            %(error_message)s::text[], %(backoff_ms)s::bigint[], %(record_reason)s::text[],
+            %(previous_status)s::text[], %(previous_worker_id)s::text[])
+        AS v (id, status, last_failure_reason, error_message, backoff_ms, record_reason,
+              previous_status, previous_worker_id)
     ), updated AS (
-        UPDATE {{p}}executions e SET
+        UPDATE {p}executions e SET
             failure_count = e.failure_count + 1,
-            last_failure_reason = 'worker lost: ' || v.reason,
+            last_failure_reason = v.last_failure_reason,
             last_failure_at = now(),
-            status = CASE WHEN e.failure_count + 1 >= %(max_failures)s THEN 'failed'
-                          ELSE 'created' END,
-            completed_at = CASE WHEN e.failure_count + 1 >= %(max_failures)s THEN now() END,
-            error_message = CASE WHEN e.failure_count + 1 >= %(max_failures)s
-                THEN 'gave up after ' || (e.failure_count + 1) || ' failures; the last: '
-                     || 'worker lost: ' || v.reason
-                ELSE e.error_message END,
-            available_at = now() + make_interval(secs => LEAST(
-                %(backoff_base_ms)s * power(2, LEAST(e.failure_count, 40)),
-                %(backoff_max_ms)s) / 1000.0),
+            status = v.status,
+            completed_at = CASE WHEN v.status = 'failed' THEN now() END,
+            error_message = COALESCE(v.error_message, e.error_message),
+            available_at = now() + make_interval(secs => v.backoff_ms / 1000.0),
             processing_worker_id = NULL,
             processing_started_at = NULL,
             updated_at = now()
-        FROM victims v WHERE e.id = v.id
-        RETURNING e.id, e.status
+        FROM v WHERE e.id = v.id
+        RETURNING e.id
     ), records AS (
-        INSERT INTO {{p}}execution_recovery (
+        INSERT INTO {p}execution_recovery (
             execution_id, recovered_at, recovered_by_worker, recovery_reason,
             previous_status, previous_worker_id)
-        SELECT v.id, now(), %(worker_id)s,
-               CASE WHEN u.status = 'failed' THEN 'max_failures_exceeded' ELSE v.reason END,
-               v.previous_status, v.previous_worker_id
-        FROM victims v JOIN updated u ON u.id = v.id
+        SELECT v.id, now(), %(worker_id)s, v.record_reason, v.previous_status,
+               v.previous_worker_id
+        FROM v JOIN updated u ON u.id = v.id
         RETURNING *
     )
     SELECT records.*, pg_notify(%(channel)s, '') AS notified FROM records ORDER BY records.id

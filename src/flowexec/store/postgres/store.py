@@ -1,72 +1,67 @@
 """PostgreSQL backend: psycopg 3, async, one connection pool, plus two dedicated connections.
 
-The pool serves every statement. One connection LISTENs for new work; another holds the
-recovery lock for as long as it is held, because a session-level advisory lock belongs to the
-connection that took it and a pool hands out a different one each time (SPEC §9).
+The pool serves every statement. One connection LISTENs for new work (store/postgres/
+listener.py); another holds the recovery locks (store/postgres/locks.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import zlib
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, ClassVar
 
 import psycopg
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
-from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from flowexec.errors import ConfigError, StoreUnavailable
-from flowexec.model import DEFAULT_MAX_DEPTH, StoreStats
+from flowexec.errors import StoreUnavailable
+from flowexec.model import DEFAULT_MAX_DEPTH
+from flowexec.policy import RecoveryPolicy
 from flowexec.store import migrations
-from flowexec.store.base import (
-    CompletionWrite,
-    RecoveryPolicy,
+from flowexec.store.base import SqlExecutionStore
+from flowexec.store.commands import (
+    ClaimAndStart,
+    Fence,
+    RecoveryRecordWrite,
     RetryWrite,
-    Row,
-    SqlExecutionStore,
-    StatusEffect,
+    RootPageQuery,
     StatusWrite,
+    fence_params,
+    statements_by_effect,
 )
 from flowexec.store.postgres import queries as Q
+from flowexec.store.postgres.connecting import (
+    OPERATIONAL_ERRORS,
+    Connection,
+    bad_url,
+    connect_kwargs,
+    failed,
+    first_line,
+)
+from flowexec.store.postgres.listener import WorkListener
+from flowexec.store.postgres.locks import MIGRATION_LOCK_ID, RecoveryLockSession, lock_namespace
+from flowexec.store.recovery import as_columns, recovery_writes
+from flowexec.store.rows import Row
 from flowexec.store.urls import redact
 
 log = logging.getLogger("flowexec.store.postgres")
 
-_MIGRATION_LOCK_ID = -1  # recovery lock ids are 0..2**31-1, so this key never collides
-_STATUS_STATEMENTS = {
-    StatusEffect.RUN: Q.STATUS_RUN,
-    StatusEffect.PAUSE: Q.STATUS_PAUSE,
-    StatusEffect.FINISH: Q.STATUS_FINISH,
-    StatusEffect.REQUEUE: Q.STATUS_REQUEUE,
-}
+_STATUS_STATEMENTS = statements_by_effect(Q)
+CONNECT_TIMEOUT_S = 10
 
 
-def _namespace(table_prefix: str) -> int:
-    """A signed 32-bit advisory-lock namespace per installation (table prefix)."""
-    value = zlib.crc32(f"flowexec:{table_prefix}".encode())
-    return value - (1 << 32) if value >= 1 << 31 else value
+class NativeEncoding:
+    """psycopg binds datetimes and lists as they are."""
+
+    def time(self, value: datetime) -> datetime:
+        return value
+
+    def array(self, values: list[Any]) -> list[Any]:
+        return values
 
 
-_OPERATIONAL = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
-
-
-def _with_utc(url: str) -> str:
-    """The URL's own `options`, plus a UTC session time zone (so timestamps come back in UTC)."""
-    try:
-        options = conninfo_to_dict(url).get("options") or ""
-    except psycopg.ProgrammingError as exc:
-        raise ConfigError(f"bad PostgreSQL URL {redact(url)!r}: {_first_line(exc)}") from exc
-    return f"{options} -c TimeZone=UTC".strip()
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+_NATIVE = NativeEncoding()
 
 
 class PostgresExecutionStore(SqlExecutionStore):
@@ -83,32 +78,29 @@ class PostgresExecutionStore(SqlExecutionStore):
     ) -> None:
         super().__init__(table_prefix=table_prefix, max_depth=max_depth)
         self._url = url
-        self._namespace = _namespace(self.table_prefix)
+        self._namespace = lock_namespace(self.table_prefix)
         self._channel = f"{self.table_prefix}work"
-        self._connect_kwargs: dict[str, Any] = {
-            "autocommit": True,
-            "row_factory": dict_row,
-            "options": _with_utc(url),
-        }
-        self._pool: AsyncConnectionPool[psycopg.AsyncConnection[dict[str, Any]]] = (
-            AsyncConnectionPool(
-                url,
-                min_size=pool_min_size,
-                max_size=pool_max_size,
-                kwargs=self._connect_kwargs,
-                connection_class=psycopg.AsyncConnection[dict[str, Any]],
-                open=False,
-                name=f"flowexec-{self.table_prefix}",
-            )
+        self._connect_kwargs = connect_kwargs(url)
+        self._pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
+            url,
+            min_size=pool_min_size,
+            max_size=pool_max_size,
+            kwargs=self._connect_kwargs,
+            connection_class=psycopg.AsyncConnection[dict[str, Any]],
+            open=False,
+            name=f"flowexec-{self.table_prefix}",
         )
-        self._lock_conn: psycopg.AsyncConnection[dict[str, Any]] | None = None
-        self._held_locks: set[int] = set()
-        self._lock_mutex = asyncio.Lock()
-        self._listener: asyncio.Task[None] | None = None
+        self._locks = RecoveryLockSession(url, self._connect_kwargs, self._namespace)
+        self._listener = WorkListener(url, self._channel, self._signal_work)
 
     @classmethod
     async def open(
-        cls, url: str, *, migrate: bool = True, connect_timeout_s: int = 10, **options: Any
+        cls,
+        url: str,
+        *,
+        migrate: bool = True,
+        connect_timeout_s: int = CONNECT_TIMEOUT_S,
+        **options: Any,
     ) -> PostgresExecutionStore:
         store = cls(url, **options)
         # One direct connection first: a wrong host, port or password fails at once with the
@@ -117,12 +109,12 @@ class PostgresExecutionStore(SqlExecutionStore):
             probe = await psycopg.AsyncConnection.connect(
                 url, connect_timeout=connect_timeout_s, **store._connect_kwargs
             )
-        except _OPERATIONAL as exc:
+        except OPERATIONAL_ERRORS as exc:
             raise StoreUnavailable(
-                f"cannot connect to PostgreSQL at {redact(url)}: {_first_line(exc)}"
+                f"cannot connect to PostgreSQL at {redact(url)}: {first_line(exc)}"
             ) from exc
         except psycopg.ProgrammingError as exc:  # a conninfo psycopg cannot parse
-            raise ConfigError(f"bad PostgreSQL URL {redact(url)!r}: {_first_line(exc)}") from exc
+            raise bad_url(url, exc) from exc
         await probe.close()
         try:
             await store._pool.open(wait=True, timeout=connect_timeout_s)
@@ -137,24 +129,15 @@ class PostgresExecutionStore(SqlExecutionStore):
             raise
         return store
 
-    def _sql(self, template: str) -> str:
-        # The prefix is validated as [a-z_][a-z0-9_]*; values always travel as parameters.
-        return template.replace("{p}", self.table_prefix)
-
     async def close(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._listener
-            self._listener = None
-        async with self._lock_mutex:
-            await self._drop_lock_connection()
+        await self._listener.close()
+        await self._locks.close()
         await self._pool.close()
 
     # ------------------------------------------------------------ plumbing
 
     @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[dict[str, Any]]]:
+    async def _connection(self) -> AsyncIterator[Connection]:
         try:
             async with self._pool.connection() as conn:
                 yield conn
@@ -166,10 +149,10 @@ class PostgresExecutionStore(SqlExecutionStore):
         except psycopg.errors.ReadOnlySqlTransaction as exc:
             raise StoreUnavailable(
                 f"PostgreSQL at {redact(self._url)} refuses writes (a standby, or read-only "
-                f"mode during a failover): {_first_line(exc)}"
+                f"mode during a failover): {first_line(exc)}"
             ) from exc
-        except _OPERATIONAL as exc:
-            raise StoreUnavailable(f"PostgreSQL at {redact(self._url)} failed: {exc}") from exc
+        except OPERATIONAL_ERRORS as exc:
+            raise failed(self._url, exc) from exc
 
     async def _rows(self, template: str, params: dict[str, Any] | None = None) -> list[Row]:
         async with self._connection() as conn:
@@ -188,14 +171,12 @@ class PostgresExecutionStore(SqlExecutionStore):
     # ------------------------------------------------------------ migrations
 
     async def migrate(self, *, target_version: int | None = None) -> list[str]:
-        available = migrations.load_migrations(
-            "flowexec.store.postgres", self.table_prefix
-        )
+        available = migrations.load_migrations("flowexec.store.postgres", self.table_prefix)
         applied_now: list[str] = []
         async with self._connection() as conn, conn.transaction():
             await conn.execute(
                 self._sql(Q.MIGRATION_LOCK),
-                {"namespace": self._namespace, "lock_id": _MIGRATION_LOCK_ID},
+                {"namespace": self._namespace, "lock_id": MIGRATION_LOCK_ID},
             )
             await conn.execute(self._sql(Q.MIGRATIONS_TABLE))
             cur = await conn.execute(self._sql(Q.APPLIED_MIGRATIONS))
@@ -214,15 +195,9 @@ class PostgresExecutionStore(SqlExecutionStore):
     # ------------------------------------------------------------ executions
 
     async def _insert_execution(
-        self, params: dict[str, Any], *, start: bool, fence: tuple[str, int] | None
+        self, params: dict[str, Any], *, start: bool, fence: Fence | None
     ) -> bool:
-        full = {
-            **params,
-            "start": start,
-            "channel": self._channel,
-            "fence_worker": None if fence is None else fence[0],
-            "fence_epoch": None if fence is None else fence[1],
-        }
+        full = {**params, "start": start, "channel": self._channel, **fence_params(fence)}
         statement = Q.INSERT_ROOT if params["parent_execution_id"] is None else Q.INSERT_CHILD
         return bool(await self._rows(statement, full))
 
@@ -233,53 +208,23 @@ class PostgresExecutionStore(SqlExecutionStore):
         return bool(await self._rows(Q.DELETE_TREE, {"id": id}))
 
     async def _write_status(self, write: StatusWrite) -> bool:
-        params = {
-            "id": write.execution_id,
-            "status": write.status.value,
-            "sources": write.sources,
-            "fence_worker": None if write.fence is None else write.fence[0],
-            "fence_epoch": None if write.fence is None else write.fence[1],
-            "error_message": write.error_message,
-            "error_node_id": write.error_node_id,
-            "started_at": write.started_at,
-            "completed_at": write.completed_at,
-            "result": write.result_json,
-            "channel": self._channel,
-        }
+        params = {**write.params(_NATIVE), "channel": self._channel}
         return bool(await self._rows(_STATUS_STATEMENTS[write.effect], params))
 
     async def _make_runnable(self, id: str) -> bool:
         return bool(await self._rows(Q.MAKE_RUNNABLE, {"id": id, "channel": self._channel}))
 
-    async def _root_page(
-        self,
-        flow_id: str,
-        limit: int,
-        cursor: tuple[datetime, str] | None,
-        owner_id: str | None,
-    ) -> list[tuple[Row, int, int]]:
-        statement = Q.ROOT_PAGE[(cursor is not None, owner_id is not None)]
-        rows = await self._rows(
-            statement,
-            {
-                "flow_id": flow_id,
-                "limit": limit,
-                "after_created": None if cursor is None else cursor[0],
-                "after_id": None if cursor is None else cursor[1],
-                "owner_id": owner_id,
-            },
-        )
-        return [(r, int(r["levels"]), int(r["total_nested"])) for r in rows]
+    async def _root_page(self, query: RootPageQuery) -> list[Row]:
+        return await self._rows(Q.ROOT_PAGE[query.variant], query.params(_NATIVE))
 
     async def _children(self, parent_id: str) -> list[Row]:
         return await self._rows(Q.CHILDREN, {"id": parent_id})
 
-    async def _subtree(self, id: str, max_nodes: int) -> list[tuple[Row, int]]:
-        rows = await self._rows(Q.SUBTREE, {"id": id, "max_nodes": max_nodes})
-        return [(r, int(r["level"])) for r in rows]
+    async def _subtree(self, id: str, max_nodes: int) -> list[Row]:
+        return await self._rows(Q.SUBTREE, {"id": id, "max_nodes": max_nodes})
 
-    async def _statuses(self, ids: list[str]) -> list[tuple[str, str]]:
-        return [(r["id"], r["status"]) for r in await self._rows(Q.STATUSES, {"ids": ids})]
+    async def _statuses(self, ids: list[str]) -> list[Row]:
+        return await self._rows(Q.STATUSES, {"ids": ids})
 
     # ------------------------------------------------------------ claims
 
@@ -298,23 +243,17 @@ class PostgresExecutionStore(SqlExecutionStore):
              "flow_ids": flow_ids},
         )
 
-    async def _claim_and_start(
-        self,
-        worker_id: str,
-        timeout_ms: int,
-        limit: int,
-        flow_ids: list[str] | None,
-        completions: list[CompletionWrite],
-    ) -> tuple[list[Row], set[str]]:
-        statement = Q.CLAIM_AND_START if flow_ids is None else Q.CLAIM_AND_START_FOR_FLOWS
+    async def _claim_and_start(self, command: ClaimAndStart) -> tuple[list[Row], set[str]]:
+        statement = Q.CLAIM_AND_START if command.flow_ids is None else Q.CLAIM_AND_START_FOR_FLOWS
+        completions = command.completions
         rows = await self._rows(
             statement,
             {
-                "worker_id": worker_id,
-                "timeout_ms": timeout_ms,
-                "limit": limit,
-                "most": limit + len(completions),
-                "flow_ids": flow_ids,
+                "worker_id": command.worker_id,
+                "timeout_ms": command.timeout_ms,
+                "limit": command.limit,
+                "most": command.limit + len(completions),
+                "flow_ids": command.flow_ids,
                 "done_ids": [c.execution_id for c in completions],
                 "done_epochs": [c.epoch for c in completions],
                 "done_results": [c.result_json for c in completions],
@@ -324,12 +263,8 @@ class PostgresExecutionStore(SqlExecutionStore):
         return [r for r in rows if r["id"] is not None], completed
 
     async def _release(self, execution_id: str, worker_id: str, epoch: int | None) -> bool:
-        return bool(
-            await self._rows(
-                Q.RELEASE,
-                {"id": execution_id, "worker_id": worker_id, "epoch": epoch},
-            )
-        )
+        params = {"id": execution_id, "worker_id": worker_id, "epoch": epoch}
+        return bool(await self._rows(Q.RELEASE, params))
 
     async def _extend(
         self, worker_id: str, claims: list[tuple[str, int | None]], timeout_ms: int
@@ -359,29 +294,11 @@ class PostgresExecutionStore(SqlExecutionStore):
     # ------------------------------------------------------------ failures and recovery
 
     async def _set_failure_info(self, execution_id: str, failure_count: int, reason: str) -> bool:
-        return (
-            await self._count(
-                Q.SET_FAILURE_INFO,
-                {"id": execution_id, "failure_count": failure_count, "reason": reason},
-            )
-            > 0
-        )
+        params = {"id": execution_id, "failure_count": failure_count, "reason": reason}
+        return await self._count(Q.SET_FAILURE_INFO, params) > 0
 
     async def _retry(self, write: RetryWrite) -> Row | None:
-        return await self._one(
-            Q.RETRY,
-            {
-                "id": write.execution_id,
-                "worker_id": write.worker_id,
-                "epoch": write.epoch,
-                "reason": write.reason,
-                "delay_ms": write.delay_ms,
-                "increment": 1 if write.count_failure else 0,
-                "max_failures": write.max_failures,
-                "error_node_id": write.error_node_id,
-                "channel": self._channel,
-            },
-        )
+        return await self._one(Q.RETRY, {**write.params(), "channel": self._channel})
 
     async def _needing_recovery(self, limit: int) -> list[Row]:
         return await self._rows(Q.NEEDING_RECOVERY, {"limit": limit})
@@ -390,143 +307,46 @@ class PostgresExecutionStore(SqlExecutionStore):
         async with self._connection() as conn, conn.transaction():
             await conn.execute(self._sql(Q.EXPIRE_CLAIMS))
             cur = await conn.execute(
-                self._sql(Q.RECOVER),
+                self._sql(Q.RECOVERY_VICTIMS), {"limit": policy.batch_size}
+            )
+            victims = await cur.fetchall()
+            if not victims:
+                return []
+            cur = await conn.execute(
+                self._sql(Q.APPLY_RECOVERY),
                 {
+                    **as_columns(recovery_writes(policy, victims)),
                     "worker_id": worker_id,
-                    "limit": policy.limit,
-                    "max_failures": policy.max_failures,
-                    "backoff_base_ms": policy.backoff_base_ms,
-                    "backoff_max_ms": policy.backoff_max_ms,
                     "channel": self._channel,
                 },
             )
             return await cur.fetchall()
 
-    async def _insert_recovery(
-        self,
-        execution_id: str,
-        worker_id: str,
-        reason: str,
-        previous_status: str | None,
-        previous_worker_id: str | None,
-    ) -> Row | None:
-        return await self._one(
-            Q.INSERT_RECOVERY,
-            {
-                "id": execution_id,
-                "worker_id": worker_id,
-                "reason": reason,
-                "previous_status": previous_status,
-                "previous_worker_id": previous_worker_id,
-            },
-        )
+    async def _insert_recovery(self, write: RecoveryRecordWrite) -> Row | None:
+        return await self._one(Q.INSERT_RECOVERY, write.params())
 
     async def _recovery_rows(self, execution_id: str) -> list[Row]:
         return await self._rows(Q.RECOVERY_HISTORY, {"id": execution_id})
 
-    # ------------------------------------------------------------ the recovery lock
-
-    async def _lock_connection(self) -> psycopg.AsyncConnection[dict[str, Any]]:
-        if self._lock_conn is None or self._lock_conn.closed:
-            try:
-                self._lock_conn = await psycopg.AsyncConnection.connect(
-                    self._url, **self._connect_kwargs
-                )
-            except _OPERATIONAL as exc:
-                raise StoreUnavailable(
-                    f"PostgreSQL at {redact(self._url)} failed: {exc}"
-                ) from exc
-        return self._lock_conn
-
-    async def _drop_lock_connection(self) -> None:
-        self._held_locks.clear()
-        if self._lock_conn is not None:
-            with suppress(psycopg.Error):
-                await self._lock_conn.close()
-            self._lock_conn = None
-
-    async def _lock_statement(self, template: str, lock_id: int) -> bool:
-        conn = await self._lock_connection()
-        try:
-            cur = await conn.execute(
-                self._sql(template), {"namespace": self._namespace, "lock_id": lock_id}
-            )
-            row = await cur.fetchone()
-        except _OPERATIONAL as exc:
-            await self._drop_lock_connection()  # the server dropped the session and its locks
-            raise StoreUnavailable(f"PostgreSQL at {redact(self._url)} failed: {exc}") from exc
-        return bool(row and row["ok"])
-
-    async def _try_lock(self, lock_id: int) -> bool:
-        async with self._lock_mutex:
-            if lock_id in self._held_locks:
-                # Still ours only while the session that took it lives.
-                conn = await self._lock_connection()
-                try:
-                    await conn.execute("SELECT 1")
-                    return True
-                except _OPERATIONAL:
-                    await self._drop_lock_connection()
-            ok = await self._lock_statement(Q.TRY_LOCK, lock_id)
-            if ok:
-                self._held_locks.add(lock_id)
-            return ok
-
-    async def _unlock(self, lock_id: int) -> bool:
-        async with self._lock_mutex:
-            if lock_id not in self._held_locks:
-                return False
-            self._held_locks.discard(lock_id)
-            try:
-                ok = await self._lock_statement(Q.UNLOCK, lock_id)
-            except StoreUnavailable:
-                return True  # the session is gone, and the lock with it
-            if not self._held_locks:
-                await self._drop_lock_connection()
-            return ok
-
     # ------------------------------------------------------------ waking workers
 
     async def wait_for_work(self, timeout_s: float) -> None:
-        if self._listener is None:
-            self._listener = asyncio.create_task(self._listen(), name="flowexec-listen")
+        self._listener.ensure_running()
         await self._wait_local(timeout_s)
-
-    async def _listen(self) -> None:
-        """Turn NOTIFYs into wake-ups; reconnect forever, polling covers the gaps."""
-        delay = 0.1
-        while True:
-            try:
-                conn = await psycopg.AsyncConnection.connect(self._url, autocommit=True)
-                async with conn:
-                    await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
-                    self._signal_work()  # anything sent while we were away
-                    delay = 0.1
-                    async for _ in conn.notifies():
-                        self._signal_work()
-            except psycopg.Error as exc:
-                log.warning("listener for %s lost its connection: %s", self._channel, exc)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
 
     # ------------------------------------------------------------ operations
 
     async def _purge(self, before: datetime, limit: int) -> int:
         return await self._count(Q.PURGE, {"before": before, "limit": limit})
 
-    async def _stats(self) -> StoreStats:
+    async def _stats_rows(self) -> tuple[list[Row], Row]:
         counts = await self._rows(Q.STATS_BY_STATUS)
         extra = await self._one(Q.STATS_EXTRA)
-        assert extra is not None
-        return StoreStats(
-            counts_by_status={r["status"]: int(r["n"]) for r in counts},
-            active_claims=int(extra["active_claims"]),
-            oldest_queued_at=extra["oldest_queued_at"],
-            recoveries_last_hour=int(extra["recoveries_last_hour"]),
-        )
+        assert extra is not None, "STATS_EXTRA always returns one row"
+        return counts, extra
 
     async def now(self) -> datetime:
         row = await self._one(Q.NOW)
-        assert row is not None
+        assert row is not None, "NOW always returns one row"
         value: datetime = row["now"]
         return value

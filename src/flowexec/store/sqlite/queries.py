@@ -87,7 +87,12 @@ MAKE_RUNNABLE = f"""
     RETURNING id
 """
 
-_IN_SOURCES = "status IN (SELECT value FROM json_each(:sources))"
+# What every status write ends with: the guard (legal source, fence) and the id it wrote.
+_STATUS_GUARD = f"""
+    WHERE id = :id AND status IN (SELECT value FROM json_each(:sources)) {_FENCE}
+    RETURNING id
+"""
+_CLEAR_PROCESSING = "processing_worker_id = NULL, processing_started_at = NULL,"
 
 STATUS_RUN = f"""
     UPDATE {{p}}executions SET
@@ -96,14 +101,12 @@ STATUS_RUN = f"""
         error_message = COALESCE(:error_message, error_message),
         error_node_id = COALESCE(:error_node_id, error_node_id),
         {_TOUCH}
-    WHERE id = :id AND {_IN_SOURCES} {_FENCE}
-    RETURNING id
+    {_STATUS_GUARD}
 """
 
 STATUS_PAUSE = f"""
     UPDATE {{p}}executions SET status = 'paused', {_TOUCH}
-    WHERE id = :id AND {_IN_SOURCES} {_FENCE}
-    RETURNING id
+    {_STATUS_GUARD}
 """
 
 STATUS_FINISH = f"""
@@ -113,11 +116,9 @@ STATUS_FINISH = f"""
         error_message = :error_message,
         error_node_id = :error_node_id,
         result = :result,
-        processing_worker_id = NULL,
-        processing_started_at = NULL,
+        {_CLEAR_PROCESSING}
         {_TOUCH}
-    WHERE id = :id AND {_IN_SOURCES} {_FENCE}
-    RETURNING id
+    {_STATUS_GUARD}
 """
 
 STATUS_REQUEUE = f"""
@@ -127,11 +128,9 @@ STATUS_REQUEUE = f"""
         error_message = COALESCE(:error_message, error_message),
         error_node_id = COALESCE(:error_node_id, error_node_id),
         available_at = :now,
-        processing_worker_id = NULL,
-        processing_started_at = NULL,
+        {_CLEAR_PROCESSING}
         {_TOUCH}
-    WHERE id = :id AND {_IN_SOURCES} {_FENCE}
-    RETURNING id
+    {_STATUS_GUARD}
 """
 
 RELEASE_CLAIM = """
@@ -206,7 +205,7 @@ _UPSERT_CLAIM = """
 # `claim_execution` also lets the holder re-claim, with a new epoch.
 CLAIM_ONE = f"""
     INSERT INTO {{p}}execution_claims AS c ({_CLAIM_COLUMNS})
-    SELECT id, :worker_id, :now, :now + :timeout_us, :now, 'active', 1
+    SELECT id, :worker_id, :now, :now + :timeout_ms * 1000, :now, 'active', 1
     FROM {{p}}executions
     WHERE id = :id AND (status = 'running' OR (status = 'created'
           AND (available_at <= :now OR processing_worker_id = :worker_id)))
@@ -232,7 +231,7 @@ PICK_RUNNABLE_FOR_FLOWS = _pick("AND e.flow_id IN (SELECT value FROM json_each(:
 
 CLAIM_PICKED = f"""
     INSERT INTO {{p}}execution_claims AS c ({_CLAIM_COLUMNS})
-    SELECT value, :worker_id, :now, :now + :timeout_us, :now, 'active', 1
+    SELECT value, :worker_id, :now, :now + :timeout_ms * 1000, :now, 'active', 1
     FROM json_each(:ids) WHERE true
     {_UPSERT_CLAIM}
     WHERE {_TAKEOVER}
@@ -279,7 +278,7 @@ RELEASE = f"""
 
 EXTEND = """
     UPDATE {p}execution_claims AS c SET
-        expires_at = :now + :timeout_us,
+        expires_at = :now + :timeout_ms * 1000,
         heartbeat_at = :now
     FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS epoch
           FROM json_each(:pairs)) AS h
@@ -327,7 +326,7 @@ RETRY = f"""
         completed_at = CASE WHEN {_GIVES_UP} THEN :now END,
         error_message = CASE WHEN {_GIVES_UP} THEN :reason ELSE error_message END,
         error_node_id = COALESCE(:error_node_id, error_node_id),
-        available_at = :now + :delay_us,
+        available_at = :now + :delay_ms * 1000,
         processing_worker_id = NULL,
         processing_started_at = NULL,
         {_TOUCH}
@@ -364,28 +363,42 @@ RECOVERY_VICTIMS = f"""
     LIMIT :limit
 """
 
-# The outcome (count, status, texts, backoff) comes from RecoveryPolicy.outcome; the count
-# itself is still incremented in SQL.
-RECOVER_ONE = f"""
-    UPDATE {{p}}executions SET
-        failure_count = failure_count + 1,
-        last_failure_reason = :last_failure_reason,
+# The recovery writes (store/recovery.py) arrive as a JSON array of objects, one per victim;
+# the failure count itself is incremented here.
+_RECOVERY_WRITES = """
+    SELECT json_extract(value, '$.id') AS id,
+           json_extract(value, '$.status') AS status,
+           json_extract(value, '$.last_failure_reason') AS last_failure_reason,
+           json_extract(value, '$.error_message') AS error_message,
+           json_extract(value, '$.backoff_ms') AS backoff_ms,
+           json_extract(value, '$.record_reason') AS record_reason,
+           json_extract(value, '$.previous_status') AS previous_status,
+           json_extract(value, '$.previous_worker_id') AS previous_worker_id
+    FROM json_each(:writes)
+"""
+
+APPLY_RECOVERY = f"""
+    UPDATE {{p}}executions AS e SET
+        failure_count = e.failure_count + 1,
+        last_failure_reason = v.last_failure_reason,
         last_failure_at = :now,
-        status = :status,
-        completed_at = CASE WHEN :status = 'failed' THEN :now END,
-        error_message = COALESCE(:error_message, error_message),
-        available_at = :now + :backoff_us,
+        status = v.status,
+        completed_at = CASE WHEN v.status = 'failed' THEN :now END,
+        error_message = COALESCE(v.error_message, e.error_message),
+        available_at = :now + v.backoff_ms * 1000,
         processing_worker_id = NULL,
         processing_started_at = NULL,
         {_TOUCH}
-    WHERE id = :id
+    FROM ({_RECOVERY_WRITES}) AS v
+    WHERE e.id = v.id
 """
 
-RECORD_RECOVERY = """
-    INSERT INTO {p}execution_recovery (
+RECORD_RECOVERIES = f"""
+    INSERT INTO {{p}}execution_recovery (
         execution_id, recovered_at, recovered_by_worker, recovery_reason,
         previous_status, previous_worker_id)
-    VALUES (:id, :now, :worker_id, :reason, :previous_status, :previous_worker_id)
+    SELECT v.id, :now, :worker_id, v.record_reason, v.previous_status, v.previous_worker_id
+    FROM ({_RECOVERY_WRITES}) AS v
     RETURNING *
 """
 

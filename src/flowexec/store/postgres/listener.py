@@ -1,0 +1,76 @@
+"""The LISTEN loop: NOTIFYs on the store's channel become wake-ups of its waiters.
+
+It is supervised. Whatever ends a listening session, a lost connection or an error nobody
+expected, is logged, the waiters are woken (a NOTIFY may have been missed, so they look at the
+queue themselves) and a new session starts after a backoff. Waiters never depend on it alone:
+`wait_for_work` always returns by its timeout, the polling fallback. Closing the store ends it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from contextlib import suppress
+
+import psycopg
+from psycopg import sql
+
+log = logging.getLogger("flowexec.store.postgres")
+
+FIRST_RESTART_DELAY_S = 0.1
+MAX_RESTART_DELAY_S = 5.0
+
+
+class WorkListener:
+    def __init__(self, url: str, channel: str, wake: Callable[[], None]) -> None:
+        self._url = url
+        self._channel = channel
+        self._wake = wake
+        self._task: asyncio.Task[None] | None = None
+        self._delay_s = FIRST_RESTART_DELAY_S
+
+    @property
+    def application_name(self) -> str:
+        """How the listening session names itself to the server (`pg_stat_activity`)."""
+        return f"flowexec-listener-{self._channel}"
+
+    def ensure_running(self) -> None:
+        """Start the loop, or start it again if something ended it anyway."""
+        if self._task is not None and self._task.done():
+            failure = None if self._task.cancelled() else self._task.exception()
+            log.error("listener for %s had stopped (%r); starting it again", self._channel, failure)
+            self._task = None
+        if self._task is None:
+            self._task = asyncio.create_task(self._supervise(), name="flowexec-listen")
+
+    async def close(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+
+    async def _supervise(self) -> None:
+        while True:
+            try:
+                await self._listen()
+                log.warning("listener for %s: the server ended the session", self._channel)
+            except psycopg.Error as exc:
+                log.warning("listener for %s lost its connection: %s", self._channel, exc)
+            except Exception:
+                log.exception("listener for %s failed; restarting it", self._channel)
+            self._wake()
+            await asyncio.sleep(self._delay_s)
+            self._delay_s = min(self._delay_s * 2, MAX_RESTART_DELAY_S)
+
+    async def _listen(self) -> None:
+        conn = await psycopg.AsyncConnection.connect(
+            self._url, autocommit=True, application_name=self.application_name
+        )
+        async with conn:
+            await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+            self._delay_s = FIRST_RESTART_DELAY_S
+            self._wake()  # anything sent while we were away
+            async for _ in conn.notifies():
+                self._wake()

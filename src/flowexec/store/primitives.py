@@ -1,0 +1,180 @@
+"""The primitives a SQL backend supplies: one statement or one transaction each, in its own SQL.
+
+`SqlExecutionStore` (store/base.py) turns them into the `ExecutionStore` contract; the checks,
+row mapping and error diagnosis happen there once, for every backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import abstractmethod
+from datetime import datetime
+from typing import Any, ClassVar, Protocol
+
+from flowexec.closing import AsyncClosing
+from flowexec.model import DEFAULT_MAX_DEPTH, check_int_range, check_table_prefix
+from flowexec.policy import RecoveryPolicy
+from flowexec.store.commands import (
+    ClaimAndStart,
+    Fence,
+    RecoveryRecordWrite,
+    RetryWrite,
+    RootPageQuery,
+    StatusWrite,
+)
+from flowexec.store.limits import MAX_DEPTH_LIMIT
+from flowexec.store.rows import Row
+
+
+class RecoveryLocks(Protocol):
+    """Where a backend holds its recovery locks (`try_acquire_recovery_lock`)."""
+
+    async def try_lock(self, lock_id: int) -> bool: ...
+
+    async def unlock(self, lock_id: int) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+class SqlPrimitives(AsyncClosing):
+    """The backend half of a SQL store, and the little state both backends keep alike."""
+
+    backend: ClassVar[str]
+    _locks: RecoveryLocks
+
+    def __init__(self, *, table_prefix: str, max_depth: int = DEFAULT_MAX_DEPTH) -> None:
+        self.table_prefix = check_table_prefix(table_prefix)
+        self.max_depth = check_int_range(max_depth, "max_depth", 1, MAX_DEPTH_LIMIT)
+        self._statements: dict[str, str] = {}
+        self._work_ready = asyncio.Event()
+
+    def _sql(self, template: str) -> str:
+        """A statement template with `{p}` filled in, once per template and store.
+
+        The prefix is validated as [a-z_][a-z0-9_]*; values always travel as parameters.
+        """
+        statement = self._statements.get(template)
+        if statement is None:
+            statement = self._statements[template] = template.replace("{p}", self.table_prefix)
+        return statement
+
+    def _signal_work(self) -> None:
+        """Wake this process's own waiters; other processes learn by NOTIFY or by polling."""
+        self._work_ready.set()
+
+    async def _wait_local(self, timeout_s: float) -> bool:
+        """Wait for this process's own wake-up; True if woken, False after `timeout_s`."""
+        try:
+            await asyncio.wait_for(self._work_ready.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        self._work_ready.clear()
+        return True
+
+    @abstractmethod
+    async def migrate(self, *, target_version: int | None = None) -> list[str]: ...
+
+    @abstractmethod
+    async def now(self) -> datetime: ...
+
+    @abstractmethod
+    async def wait_for_work(self, timeout_s: float) -> None: ...
+
+    # ------------------------------------------------------------ executions
+
+    @abstractmethod
+    async def _insert_execution(
+        self, params: dict[str, Any], *, start: bool, fence: Fence | None
+    ) -> bool:
+        """Insert if absent and the parent (if any) matches; True if a row was inserted."""
+
+    @abstractmethod
+    async def _fetch_execution(self, id: str) -> Row | None:
+        """The row, including the internal `claim_epoch`."""
+
+    @abstractmethod
+    async def _delete_tree(self, id: str) -> bool: ...
+
+    @abstractmethod
+    async def _write_status(self, write: StatusWrite) -> bool: ...
+
+    @abstractmethod
+    async def _make_runnable(self, id: str) -> bool: ...
+
+    @abstractmethod
+    async def _root_page(self, query: RootPageQuery) -> list[Row]:
+        """Execution rows with `levels` and `total_nested`, newest first."""
+
+    @abstractmethod
+    async def _children(self, parent_id: str) -> list[Row]: ...
+
+    @abstractmethod
+    async def _subtree(self, id: str, max_nodes: int) -> list[Row]:
+        """Execution rows with their `level`, sorted by (level, id)."""
+
+    @abstractmethod
+    async def _statuses(self, ids: list[str]) -> list[Row]:
+        """(`id`, `status`) rows of the executions that exist."""
+
+    # ------------------------------------------------------------ claims
+
+    @abstractmethod
+    async def _claim_one(self, execution_id: str, worker_id: str, timeout_ms: int) -> Row | None:
+        ...
+
+    @abstractmethod
+    async def _claim_batch(
+        self, worker_id: str, timeout_ms: int, limit: int, flow_ids: list[str] | None
+    ) -> list[Row]: ...
+
+    @abstractmethod
+    async def _claim_and_start(self, command: ClaimAndStart) -> tuple[list[Row], set[str]]:
+        """One transaction: the started executions' rows and the completed ids."""
+
+    @abstractmethod
+    async def _release(self, execution_id: str, worker_id: str, epoch: int | None) -> bool: ...
+
+    @abstractmethod
+    async def _extend(
+        self, worker_id: str, claims: list[tuple[str, int | None]], timeout_ms: int
+    ) -> set[str]: ...
+
+    @abstractmethod
+    async def _active_claims(self, worker_id: str | None) -> list[Row]: ...
+
+    @abstractmethod
+    async def _claim_row(self, execution_id: str) -> Row | None: ...
+
+    @abstractmethod
+    async def _expire_claims(self) -> int: ...
+
+    # ------------------------------------------------------------ failures and recovery
+
+    @abstractmethod
+    async def _set_failure_info(self, execution_id: str, failure_count: int, reason: str) -> bool:
+        ...
+
+    @abstractmethod
+    async def _retry(self, write: RetryWrite) -> Row | None: ...
+
+    @abstractmethod
+    async def _needing_recovery(self, limit: int) -> list[Row]: ...
+
+    @abstractmethod
+    async def _recover(self, worker_id: str, policy: RecoveryPolicy) -> list[Row]:
+        """One sweep in one transaction (store/recovery.py): the recovery records written."""
+
+    @abstractmethod
+    async def _insert_recovery(self, write: RecoveryRecordWrite) -> Row | None: ...
+
+    @abstractmethod
+    async def _recovery_rows(self, execution_id: str) -> list[Row]: ...
+
+    # ------------------------------------------------------------ operations
+
+    @abstractmethod
+    async def _purge(self, before: datetime, limit: int) -> int: ...
+
+    @abstractmethod
+    async def _stats_rows(self) -> tuple[list[Row], Row]:
+        """The counts by status, and the one row of the other figures."""

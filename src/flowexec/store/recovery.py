@@ -1,0 +1,50 @@
+"""A recovery sweep's writes, decided in Python by `RecoveryPolicy` for both backends.
+
+A backend expires claims, locks the victims and reads them (id, failure_count, reason,
+previous status and worker), then applies `recovery_writes` in one set-based statement, all in
+one transaction (docs/architecture.md §6). The failure count itself is incremented in SQL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flowexec.policy import RecoveryPolicy
+from flowexec.store.commands import Params
+from flowexec.store.rows import Row
+
+RECOVERY_WRITE_COLUMNS = (
+    "id",
+    "status",
+    "last_failure_reason",
+    "error_message",
+    "backoff_ms",
+    "record_reason",
+    "previous_status",
+    "previous_worker_id",
+)
+
+
+def recovery_writes(policy: RecoveryPolicy, victims: list[Row]) -> list[Params]:
+    """One row per victim, keyed by `RECOVERY_WRITE_COLUMNS`."""
+    writes: list[Params] = []
+    for victim in victims:
+        outcome = policy.outcome(int(victim["failure_count"]), victim["reason"])
+        writes.append(
+            {
+                "id": victim["id"],
+                "status": outcome.status.value,
+                "last_failure_reason": outcome.last_failure_reason,
+                "error_message": outcome.error_message,
+                "backoff_ms": outcome.backoff_ms,
+                "record_reason": outcome.record_reason,
+                "previous_status": victim["previous_status"],
+                "previous_worker_id": victim["previous_worker_id"],
+            }
+        )
+    return writes
+
+
+def as_columns(writes: list[Params]) -> dict[str, list[Any]]:
+    """The writes column by column, for statements that `unnest` parallel arrays."""
+    return {column: [w[column] for w in writes] for column in RECOVERY_WRITE_COLUMNS}
