@@ -21,6 +21,8 @@ from flowexec.errors import ValidationError
 JSON = Any
 """A value that survives `json.dumps` / `json.loads` unchanged."""
 
+DEFAULT_TABLE_PREFIX = "flowexec_"
+"""The prefix of flowexec's tables when none is given: one installation per prefix."""
 MAX_ID_LENGTH = 255
 MAX_TIMEOUT_MS = 24 * 60 * 60 * 1000
 MAX_LIMIT = 10_000
@@ -405,6 +407,16 @@ def check_int_range(value: object, name: str, low: int, high: int) -> int:
     if not low <= value <= high:
         raise ValidationError(f"{name} must be between {low} and {high}, got {value}")
     return value
+
+
+def check_positive(value: object, name: str, *, allow_zero: bool = False) -> float:
+    """A real number above 0 (or at least 0): durations and intervals in seconds."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValidationError(f"{name} must be a number, not {type(value).__name__}")
+    if value < 0 or (value == 0 and not allow_zero) or value != value:
+        wanted = "at least 0" if allow_zero else "positive"
+        raise ValidationError(f"{name} must be {wanted}, got {value}")
+    return float(value)
 
 
 def check_timeout_ms(value: object, name: str = "timeout_ms") -> int:

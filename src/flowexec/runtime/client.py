@@ -21,6 +21,7 @@ from flowexec.errors import (
     ValidationError,
 )
 from flowexec.model import (
+    DEFAULT_TABLE_PREFIX,
     JSON,
     Execution,
     ExecutionOptions,
@@ -60,7 +61,7 @@ class Client(AsyncClosing):
         cls,
         store_or_url: ExecutionStore | str | None = None,
         *,
-        table_prefix: str = "flowexec_",
+        table_prefix: str = DEFAULT_TABLE_PREFIX,
         flows: Container[str] | None = None,
         **store_options: Any,
     ) -> Client:
