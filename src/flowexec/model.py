@@ -50,7 +50,7 @@ TERMINAL_STATUSES = frozenset(
     {ExecutionStatus.COMPLETED, ExecutionStatus.FAILED, ExecutionStatus.STOPPED}
 )
 
-# SPEC §3, plus what an operator needs: a paused run can be stopped, and recovery
+# docs/architecture.md §3, plus what an operator needs: a paused run can be stopped, and recovery
 # can requeue or fail a paused run whose worker died. `running -> running` is how
 # a new lease holder takes over a run.
 ALLOWED_TRANSITIONS: Mapping[ExecutionStatus, frozenset[ExecutionStatus]] = {
@@ -119,7 +119,7 @@ class ExecutionOptions:
     execution: ExecutionLimits | None = None
 
     def to_json(self) -> dict[str, JSON]:
-        """The reference's camel-free JSON shape: only the keys that are set."""
+        """The stored JSON shape (snake_case keys): only the keys that are set."""
         out: dict[str, JSON] = {}
         if self.breakpoints is not None:
             out["breakpoints"] = list(self.breakpoints)
@@ -294,8 +294,8 @@ class RecoveryRecord:
 
 @dataclass(frozen=True, slots=True)
 class UpdateExecutionStatusParams:
-    """The reference's fields, plus fencing (`worker_id` + `epoch`), the run's result and an
-    optional expected current status."""
+    """The TypeScript PostgresExecutionStore's fields, plus fencing (`worker_id` + `epoch`),
+    the run's result and an optional expected current status."""
 
     execution_id: str
     status: ExecutionStatus
@@ -321,13 +321,14 @@ class StoreStats:
 
 # ---------------------------------------------------------------- ids and time
 
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+CROCKFORD_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
-def _base32(value: int, length: int) -> str:
+def crockford_base32(value: int, length: int) -> str:
+    """The lowest `5 * length` bits of `value`, most significant first: sortable as text."""
     chars = []
     for _ in range(length):
-        chars.append(_CROCKFORD[value & 31])
+        chars.append(CROCKFORD_ALPHABET[value & 31])
         value >>= 5
     return "".join(reversed(chars))
 
@@ -335,7 +336,8 @@ def _base32(value: int, length: int) -> str:
 def new_id(prefix: str = "EX") -> str:
     """`EX` + 24 characters: 10 of milliseconds (sortable by time), 14 random."""
     millis = time.time_ns() // 1_000_000
-    return prefix + _base32(millis, 10) + _base32(int.from_bytes(os.urandom(9), "big"), 14)
+    random_part = int.from_bytes(os.urandom(9), "big")
+    return prefix + crockford_base32(millis, 10) + crockford_base32(random_part, 14)
 
 
 def utcnow() -> datetime:
@@ -353,7 +355,7 @@ def new_execution(
     id: str | None = None,
     max_depth: int = DEFAULT_MAX_DEPTH,
 ) -> Execution:
-    """A new execution as the reference's service built it: root, parent and depth filled in."""
+    """A new execution with its root, parent and depth filled in from `parent`."""
     check_id(flow_id, "flow_id")
     check_id(owner_id, "owner_id")
     execution_id = new_id() if id is None else check_id(id, "id")

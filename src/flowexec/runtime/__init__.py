@@ -1,4 +1,7 @@
-"""The runtime: flows and nodes, workers that run them, clients that drive them (SPEC §7)."""
+"""The runtime: flows and nodes, workers that run them, clients that drive them.
+
+See docs/architecture.md §7.
+"""
 
 from __future__ import annotations
 
