@@ -25,7 +25,9 @@ from typing import Any
 
 from flowexec.errors import FlowexecError
 from flowexec.model import ExecutionStatus, RecoveryRecord
+from flowexec.policy import Backoff, RecoveryPolicy
 from flowexec.runtime import App, Client, FlowContext, Worker
+from flowexec.runtime.settings import WorkerSettings
 from flowexec.store.protocol import ExecutionStore
 
 ORDER_FLOW = "demo.order"
@@ -45,8 +47,31 @@ FIRST_CRUNCH_S = 30.0
 DOOMED_WORKER = "demo-doomed"
 RESCUER = "demo-rescuer"
 DOOMED_LEASE_MS = 1500
+DOOMED_HEARTBEAT_MS = 300
+DOOMED_CONCURRENCY = REPORTS
+"""Exactly the reports queued before it starts, and nothing else."""
 RECOVERY_INTERVAL_S = 0.5
+RESCUER_BACKOFF = Backoff(base_ms=200, max_ms=1000)
+RESCUER_SETTINGS = WorkerSettings(
+    concurrency=8,
+    claim_timeout_ms=5000,
+    heartbeat_interval_ms=1000,
+    recovery=True,
+    recovery_interval_s=RECOVERY_INTERVAL_S,
+    retry_backoff=RESCUER_BACKOFF,
+    recovery_policy=RecoveryPolicy(backoff=RESCUER_BACKOFF),
+    shutdown_grace_s=2,
+    install_signal_handlers=False,
+)
+"""Quick retries and sweeps, so that the whole scenario takes seconds."""
+START_DEADLINE_S = 30.0
+"""How long the doomed worker may take to be mid-run on both reports."""
 DEADLINE_S = 60.0
+ORDERS_HEAD_START_S = 0.3
+"""The orders start running on the rescuer before the doomed worker is killed."""
+STOP_WAIT_S = 10.0
+STATE_POLL_S = 0.05
+PROGRESS_POLL_S = 0.1
 
 app = App()
 
@@ -163,20 +188,7 @@ async def run_demo(
             f"{DOOMED_WORKER} is running both reports; they emitted their sections and are "
             "now crunching numbers"
         )
-        rescuer = Worker(
-            app,
-            store,
-            worker_id=RESCUER,
-            concurrency=8,
-            claim_timeout_ms=5000,
-            heartbeat_interval_ms=1000,
-            recovery=True,
-            recovery_interval_s=RECOVERY_INTERVAL_S,
-            retry_backoff_base_ms=200,
-            retry_backoff_max_ms=1000,
-            shutdown_grace_s=2,
-            install_signal_handlers=False,
-        )
+        rescuer = Worker(app, store, worker_id=RESCUER, settings=RESCUER_SETTINGS)
         rescuer_task = asyncio.create_task(rescuer.run(), name="demo-rescuer")
         seen.on_event(
             f"started worker {RESCUER} in this process; its recovery service sweeps every "
@@ -191,7 +203,7 @@ async def run_demo(
             for n in range(1, ORDERS + 1)
         ]
         outcome = DemoOutcome(orders, orders[FLAKY_ORDER - 1], reports, expected_executions())
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(ORDERS_HEAD_START_S)
         doomed.kill()
         await asyncio.to_thread(doomed.wait)
         seen.on_event(
@@ -207,7 +219,7 @@ async def run_demo(
             doomed.wait()
         if rescuer is not None and rescuer_task is not None:
             rescuer.stop(force=True)
-            await asyncio.wait({rescuer_task}, timeout=10)
+            await asyncio.wait({rescuer_task}, timeout=STOP_WAIT_S)
 
 
 def start_doomed_worker(
@@ -222,8 +234,8 @@ def start_doomed_worker(
            "FLOWEXEC_TABLE_PREFIX": table_prefix}
     command = [
         sys.executable, "-m", "flowexec", "worker", "--app", "flowexec.demo:app",
-        "--worker-id", DOOMED_WORKER, "--concurrency", "2", "--no-recovery",
-        "--claim-timeout-ms", str(DOOMED_LEASE_MS), "--heartbeat-ms", "300",
+        "--worker-id", DOOMED_WORKER, "--concurrency", str(DOOMED_CONCURRENCY), "--no-recovery",
+        "--claim-timeout-ms", str(DOOMED_LEASE_MS), "--heartbeat-ms", str(DOOMED_HEARTBEAT_MS),
     ]
     with open(log_path, "wb") as log:
         return subprocess.Popen(
@@ -239,7 +251,7 @@ async def until_reports_are_mid_run(
     log_path: Path,
 ) -> None:
     """Until the doomed worker runs every report and each has emitted its sections."""
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + START_DEADLINE_S
     while True:
         if doomed.poll() is not None:
             output = await asyncio.to_thread(log_path.read_text, errors="replace")
@@ -257,8 +269,10 @@ async def until_reports_are_mid_run(
             if all(len(c) == SECTIONS_PER_REPORT for c in children):
                 return
         if time.monotonic() > deadline:
-            raise DemoFailed(f"worker {DOOMED_WORKER} did not start the reports within 30 s")
-        await asyncio.sleep(0.05)
+            raise DemoFailed(
+                f"worker {DOOMED_WORKER} did not start the reports within {START_DEADLINE_S:g} s"
+            )
+        await asyncio.sleep(STATE_POLL_S)
 
 
 async def watch_until_done(
@@ -311,4 +325,4 @@ async def watch_until_done(
                 f"the demo did not finish within {DEADLINE_S:g} s: "
                 f"{completed} of {outcome.total} executions completed"
             )
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(PROGRESS_POLL_S)

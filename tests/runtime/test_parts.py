@@ -9,7 +9,7 @@ import random
 import re
 
 from flowexec.model import ExecutionStatus
-from flowexec.runtime.backoff import retry_delay_ms
+from flowexec.policy import Backoff
 from flowexec.runtime.child_ids import child_execution_id, emit_identity, keyed_identity
 from flowexec.runtime.control import AbortReason, RunControl
 from flowexec.runtime.logs import BoundLogger, JsonFormatter, KeyValueFormatter
@@ -17,11 +17,12 @@ from flowexec.runtime.logs import BoundLogger, JsonFormatter, KeyValueFormatter
 
 def test_retry_delays_grow_exponentially_with_jitter_and_a_cap() -> None:
     rng = random.Random(7)
+    backoff = Backoff(base_ms=100, max_ms=5000)
     for failures, ceiling in [(0, 100), (1, 200), (2, 400), (5, 3200), (20, 5000), (99, 5000)]:
-        delays = {retry_delay_ms(failures, base_ms=100, max_ms=5000, rng=rng) for _ in range(50)}
+        delays = {backoff.jittered_ms(failures, rng) for _ in range(50)}
         assert all(ceiling // 2 <= d <= ceiling for d in delays), (failures, delays)
         assert len(delays) > 1, "jittered"
-    assert retry_delay_ms(3, base_ms=0, max_ms=0) == 0
+    assert Backoff(base_ms=0, max_ms=0).jittered_ms(3) == 0
 
 
 def test_child_ids_are_deterministic_valid_and_distinct() -> None:

@@ -17,7 +17,7 @@ from flowexec.cli import (
 from flowexec.cli.logs import configure_cli_logging
 from flowexec.cli.session import EXIT_BAD_INPUT, Settings, fail
 from flowexec.errors import ValidationError
-from flowexec.model import check_table_prefix
+from flowexec.model import DEFAULT_TABLE_PREFIX, check_table_prefix
 from flowexec.store.urls import DEFAULT_URL
 
 EPILOG = (
@@ -61,7 +61,7 @@ def main_options(
             envvar="FLOWEXEC_TABLE_PREFIX",
             help="Prefix of flowexec's tables, one per installation.",
         ),
-    ] = "flowexec_",
+    ] = DEFAULT_TABLE_PREFIX,
     json_output: Annotated[
         bool, typer.Option("--json", help="Machine-readable output for every command.")
     ] = False,

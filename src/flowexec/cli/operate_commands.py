@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
 from datetime import timedelta
 from typing import Annotated
 
@@ -11,14 +9,19 @@ import typer
 
 from flowexec.cli.logs import stream_runtime_logs
 from flowexec.cli.render import format_duration, print_json, stdout_console
-from flowexec.cli.session import JsonFlag, opened_store, run, settings_of, wants_json
-from flowexec.cli.signals import graceful_signals
+from flowexec.cli.session import (
+    JsonFlag,
+    graceful_signals,
+    opened_store,
+    run,
+    settings_of,
+    wants_json,
+)
 from flowexec.runtime.recovery import RecoveryService
+from flowexec.runtime.settings import RecoverySettings
+from flowexec.runtime.worker import default_worker_id
 
-
-def default_worker_id(role: str) -> str:
-    """Unique per process and readable in `claims` and recovery history."""
-    return f"{role}-{socket.gethostname()}-{os.getpid()}"
+DEFAULTS = RecoverySettings()
 
 
 def migrate(ctx: typer.Context, as_json: JsonFlag = False) -> None:
@@ -54,10 +57,10 @@ def recover(
     ] = False,
     interval: Annotated[
         float, typer.Option("--interval", min=0.01, help="Seconds between sweeps with --loop.")
-    ] = 10.0,
+    ] = DEFAULTS.interval_s,
     max_failures: Annotated[
         int, typer.Option("--max-failures", min=1, help="Fail an execution after this many.")
-    ] = 5,
+    ] = DEFAULTS.policy.max_failures,
     worker_id: Annotated[
         str | None, typer.Option("--worker-id", help="Recorded as the recoverer.")
     ] = None,

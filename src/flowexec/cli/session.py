@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import sys
-from collections.abc import AsyncIterator, Coroutine
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -23,6 +25,7 @@ from flowexec.errors import (
     StoreUnavailable,
     ValidationError,
 )
+from flowexec.runtime.signals import stop_signals_to
 from flowexec.store import ExecutionStore, open_store
 from flowexec.store.urls import redact, resolve, scheme_of
 
@@ -101,6 +104,25 @@ def run(settings: Settings, body: Coroutine[Any, Any, T]) -> T:
             raise
         sys.stderr.write("flowexec: interrupted\n")
         raise typer.Exit(130) from None
+
+
+@contextmanager
+def graceful_signals(request_stop: Callable[[], None]) -> Iterator[None]:
+    """Inside the block, a stop signal calls `request_stop`; a second one exits at once."""
+    received: list[signal.Signals] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        if received:
+            sys.stderr.write("flowexec: second signal, exiting now\n")
+            sys.stderr.flush()
+            os._exit(128 + sig)
+        received.append(sig)
+        sys.stderr.write(f"flowexec: {sig.name} received, stopping\n")
+        sys.stderr.flush()
+        request_stop()
+
+    with stop_signals_to(on_signal):
+        yield
 
 
 def _one_line(exc: FlowexecError) -> str:

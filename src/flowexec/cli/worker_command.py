@@ -22,8 +22,11 @@ import typer
 from flowexec.cli.apps import load_app
 from flowexec.cli.logs import stream_runtime_logs
 from flowexec.cli.session import Settings, opened_store, run, settings_of
-from flowexec.cli.signals import STOP_SIGNALS
 from flowexec.runtime import Worker
+from flowexec.runtime.settings import WorkerSettings
+from flowexec.runtime.signals import stop_signals_to
+
+DEFAULTS = WorkerSettings()
 
 
 def worker(
@@ -31,7 +34,7 @@ def worker(
     app_spec: Annotated[str, typer.Option("--app", help="module:app, the App whose flows to run.")],
     concurrency: Annotated[
         int, typer.Option("--concurrency", min=1, help="Executions run at once per process.")
-    ] = 10,
+    ] = DEFAULTS.concurrency,
     processes: Annotated[
         int, typer.Option("--processes", min=1, max=256, help="Worker processes to start.")
     ] = 1,
@@ -41,16 +44,16 @@ def worker(
     ] = None,
     claim_timeout_ms: Annotated[
         int, typer.Option("--claim-timeout-ms", min=1, help="Lease length; renewed by heartbeats.")
-    ] = 30_000,
+    ] = DEFAULTS.claim_timeout_ms,
     heartbeat_ms: Annotated[
         int, typer.Option("--heartbeat-ms", min=1, help="Heartbeat interval; below the lease.")
-    ] = 5_000,
+    ] = DEFAULTS.heartbeat_interval_ms,
     shutdown_grace: Annotated[
         float, typer.Option("--shutdown-grace", min=0, help="Seconds runs get to finish on stop.")
-    ] = 30.0,
+    ] = DEFAULTS.shutdown_grace_s,
     recovery: Annotated[
         bool, typer.Option("--recovery/--no-recovery", help="Take part in recovery sweeps.")
-    ] = True,
+    ] = DEFAULTS.recovery,
     log_json: Annotated[bool, typer.Option("--log-json", help="Logs as JSON lines.")] = False,
 ) -> None:
     """Claim and run executions of an app's flows until SIGTERM or Ctrl-C (graceful)."""
@@ -72,8 +75,8 @@ def worker(
             runner = Worker(
                 app,
                 store,
-                concurrency=concurrency,
                 worker_id=worker_id,
+                concurrency=concurrency,
                 claim_timeout_ms=claim_timeout_ms,
                 heartbeat_interval_ms=heartbeat_ms,
                 shutdown_grace_s=shutdown_grace,
@@ -108,32 +111,27 @@ async def supervise(
     log = logging.getLogger("flowexec.cli")
     log.info("started %d worker processes: %s", processes, [c.pid for c in children])
     stopping = False
+    first_failure = 0
 
-    def forward(signum: int) -> None:
+    def forward(sig: signal.Signals) -> None:
         nonlocal stopping
         stopping = True
         for child in children:
             if child.returncode is None:
-                child.send_signal(signum)
+                child.send_signal(sig)
 
-    loop = asyncio.get_running_loop()
-    for signum in STOP_SIGNALS:
-        loop.add_signal_handler(signum, forward, signum)
-    try:
-        waits = {asyncio.ensure_future(c.wait()): c for c in children}
-        pending = set(waits)
-        first_failure = 0
-        while pending:
-            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            for finished in done:
-                code = finished.result()
-                if code != 0 and not first_failure:
-                    first_failure = code if code > 0 else 128 - code
-                if not stopping:
-                    log.error("worker process %d exited with %d: stopping the others",
-                              waits[finished].pid, code)
-                    forward(signal.SIGTERM)
-        return first_failure
-    finally:
-        for signum in STOP_SIGNALS:
-            loop.remove_signal_handler(signum)
+    async def watch(child: asyncio.subprocess.Process) -> None:
+        """The first child to die takes the others down with it."""
+        nonlocal first_failure
+        code = await child.wait()
+        if code != 0 and not first_failure:
+            first_failure = code if code > 0 else 128 - code
+        if not stopping:
+            log.error("worker process %d exited with %d: stopping the others", child.pid, code)
+            forward(signal.SIGTERM)
+
+    with stop_signals_to(forward):
+        async with asyncio.TaskGroup() as watching:
+            for child in children:
+                watching.create_task(watch(child))
+    return first_failure

@@ -1,96 +1,29 @@
-"""`App`: the registry of flows a worker can run and a client may create.
+"""`App`: the flows of an application, and the client that may create executions of them.
 
-A flow is an `async def f(ctx: FlowContext)` registered under a `flow_id`; its JSON return value
-becomes the execution's result. Workers claim only the flows their app registers.
+`App` is the façade users hold: the registry of `flowexec.runtime.flows` plus `client()`.
+Nothing in the runtime imports it: the worker and its runs need only the registry, so the
+dependencies run one way (flows ← client ← app, flows ← run ← worker).
 """
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
-from flowexec.errors import ConfigError, FlowNotFound, ValidationError
-from flowexec.model import check_id, check_int_range
+from flowexec.model import DEFAULT_TABLE_PREFIX
 from flowexec.runtime.client import Client
-from flowexec.runtime.context import FlowContext
+from flowexec.runtime.flows import FlowRegistry
 from flowexec.store.protocol import ExecutionStore
 
-if TYPE_CHECKING:
-    from flowexec.runtime.worker import Worker
 
-FlowFunction = Callable[[FlowContext], Awaitable[Any]]
-F = TypeVar("F", bound=FlowFunction)
-
-MAX_RETRIES_LIMIT = 1000
-
-
-@dataclass(frozen=True, slots=True)
-class FlowSpec:
-    flow_id: str
-    fn: FlowFunction
-    max_retries: int
-
-    @property
-    def max_failures(self) -> int:
-        """Failed attempts after which the execution is `failed`: the first run plus retries."""
-        return self.max_retries + 1
-
-
-class App:
-    def __init__(self) -> None:
-        self._flows: dict[str, FlowSpec] = {}
-
-    def flow(self, flow_id: str, *, max_retries: int = 3) -> Callable[[F], F]:
-        """Decorator: register an `async def f(ctx)` as the flow `flow_id`."""
-
-        def register(fn: F) -> F:
-            self.register(flow_id, fn, max_retries=max_retries)
-            return fn
-
-        return register
-
-    def register(self, flow_id: str, fn: FlowFunction, *, max_retries: int = 3) -> FlowSpec:
-        check_id(flow_id, "flow_id")
-        check_int_range(max_retries, "max_retries", 0, MAX_RETRIES_LIMIT)
-        if not inspect.iscoroutinefunction(fn):
-            raise ValidationError(f"flow {flow_id!r} must be an async function (async def)")
-        if flow_id in self._flows:
-            raise ConfigError(f"flow {flow_id!r} is already registered")
-        spec = FlowSpec(flow_id, fn, max_retries)
-        self._flows[flow_id] = spec
-        return spec
-
-    def get_flow(self, flow_id: str) -> FlowSpec:
-        try:
-            return self._flows[flow_id]
-        except KeyError:
-            raise FlowNotFound(flow_id) from None
-
-    @property
-    def flow_ids(self) -> list[str]:
-        return sorted(self._flows)
-
-    def __contains__(self, flow_id: object) -> bool:
-        return flow_id in self._flows
-
+class App(FlowRegistry):
     async def client(
         self,
         store_or_url: ExecutionStore | str | None = None,
         *,
-        table_prefix: str = "flowexec_",
+        table_prefix: str = DEFAULT_TABLE_PREFIX,
         **store_options: Any,
     ) -> Client:
         """A client that refuses flow ids this app does not register."""
         return await Client.connect(
             store_or_url, table_prefix=table_prefix, flows=self, **store_options
         )
-
-    def worker(
-        self, store_or_url: ExecutionStore | str | None = None, **settings: Any
-    ) -> Worker:
-        """Shorthand for `Worker(app, store_or_url, **settings)`."""
-        from flowexec.runtime.worker import Worker
-
-        return Worker(self, store_or_url, **settings)

@@ -9,18 +9,14 @@ from __future__ import annotations
 import hashlib
 import json
 
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
-
-def _base32(digest: bytes, length: int) -> str:
-    value = int.from_bytes(digest, "big")
-    return "".join(_CROCKFORD[(value >> (5 * i)) & 31] for i in reversed(range(length)))
+from flowexec.model import crockford_base32
 
 
 def child_execution_id(parent_id: str, *parts: object) -> str:
     """`EX` + 24 characters of a hash of the parent id and what identifies the emit."""
     material = json.dumps([parent_id, *parts], separators=(",", ":"), sort_keys=True)
-    return "EX" + _base32(hashlib.sha256(material.encode()).digest()[:15], 24)
+    digest = hashlib.sha256(material.encode()).digest()[:15]
+    return "EX" + crockford_base32(int.from_bytes(digest, "big"), 24)
 
 
 def emit_identity(

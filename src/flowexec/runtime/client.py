@@ -1,8 +1,8 @@
 """`Client`: create executions and drive their lifecycle from any process.
 
-Every command is one store call; the store enforces the lifecycle (SPEC §3), so an illegal
-command raises `InvalidTransition` and changes nothing. Workers notice stop and pause through
-their control poll, within a second.
+Every command is one store call; the store enforces the lifecycle (docs/architecture.md §3),
+so an illegal command raises `InvalidTransition` and changes nothing. Workers notice stop and
+pause through their control poll, within a second.
 """
 
 from __future__ import annotations
@@ -21,12 +21,14 @@ from flowexec.errors import (
     ValidationError,
 )
 from flowexec.model import (
+    DEFAULT_TABLE_PREFIX,
     JSON,
     Execution,
     ExecutionOptions,
     ExecutionStatus,
     UpdateExecutionStatusParams,
     check_id,
+    check_positive,
     new_execution,
 )
 from flowexec.runtime.events import FlowEvent, parse_events
@@ -36,6 +38,9 @@ from flowexec.store.protocol import ExecutionStore
 log = logging.getLogger("flowexec.client")
 
 WAIT_FIRST_POLL_S = 0.02
+WAIT_POLL_GROWTH = 1.5
+"""`wait` polls quickly at first, then each pause is this much longer, up to the maximum."""
+MAX_POLL_INTERVAL_S = 0.5
 
 
 class Client(AsyncClosing):
@@ -45,22 +50,20 @@ class Client(AsyncClosing):
         *,
         flows: Container[str] | None = None,
         owns_store: bool = False,
-        max_poll_interval_s: float = 0.5,
+        max_poll_interval_s: float = MAX_POLL_INTERVAL_S,
     ) -> None:
         """`flows`: the flow ids `create` accepts (an `App` will do); None accepts any."""
-        if not max_poll_interval_s > 0:
-            raise ValidationError("max_poll_interval_s must be positive")
+        self._max_poll_s = check_positive(max_poll_interval_s, "max_poll_interval_s")
         self._store = store
         self._flows = flows
         self._owns_store = owns_store
-        self._max_poll_s = max_poll_interval_s
 
     @classmethod
     async def connect(
         cls,
         store_or_url: ExecutionStore | str | None = None,
         *,
-        table_prefix: str = "flowexec_",
+        table_prefix: str = DEFAULT_TABLE_PREFIX,
         flows: Container[str] | None = None,
         **store_options: Any,
     ) -> Client:
@@ -173,8 +176,8 @@ class Client(AsyncClosing):
         timeout: float | None = None,  # noqa: ASYNC109 - the documented API; it polls the store
     ) -> Execution:
         """Return the execution once it is terminal; `ExecutionTimeout` after `timeout` s."""
-        if timeout is not None and not timeout >= 0:
-            raise ValidationError(f"timeout must be None or at least 0, got {timeout}")
+        if timeout is not None:
+            check_positive(timeout, "timeout", allow_zero=True)
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         pause = WAIT_FIRST_POLL_S
@@ -191,7 +194,7 @@ class Client(AsyncClosing):
                     )
                 pause = min(pause, left)
             await asyncio.sleep(pause)
-            pause = min(pause * 1.5, self._max_poll_s)
+            pause = min(pause * WAIT_POLL_GROWTH, self._max_poll_s)
 
     async def result(self, execution_id: str) -> JSON:
         """The result of a completed execution; `ExecutionNotCompleted` for any other status."""

@@ -1,8 +1,8 @@
 """`FlowContext`: what a flow sees of its execution, and how it runs nodes and emits children.
 
-Node boundaries are where the execution's controls act (SPEC §7): a pause or a breakpoint holds
-the run before a node starts, `max_concurrency` bounds nodes in flight, `node_timeout_ms`
-bounds each node. Nodes already running when a pause arrives finish undisturbed.
+Node boundaries are where the execution's controls act (docs/architecture.md §7): a pause or a
+breakpoint holds the run before a node starts, `max_concurrency` bounds nodes in flight,
+`node_timeout_ms` bounds each node. Nodes already running when a pause arrives finish undisturbed.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from enum import Enum
 
 from flowexec.model import ExecutionStatus
+from flowexec.runtime.tasks import wait_first
 
 
 class AbortReason(Enum):
@@ -101,15 +102,7 @@ class RunControl:
             return False
         if self._running.is_set():
             return True
-        waits = {
-            asyncio.create_task(self._running.wait()),
-            asyncio.create_task(self._aborted.wait()),
-        }
-        try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in waits:
-                task.cancel()
+        await wait_first(self._running.wait(), self._aborted.wait())
         return not self.aborted
 
     async def wait_resumed(self) -> None:

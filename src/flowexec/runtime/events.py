@@ -1,7 +1,9 @@
-"""External events: what triggers a child execution (SPEC §7), as stored and as flows see them.
+"""External events: what triggers a child execution (docs/architecture.md §7), as stored and
+as flows see them.
 
-In the store an event is the reference's plain dict `{"event_name": ..., "payload": ...}`;
-flows get a typed `FlowEvent` so that they do not depend on the storage shape.
+In the store an event is a plain dict `{"event_name": ..., "payload": ...}`, the shape the
+TypeScript PostgresExecutionStore keeps; flows get a typed `FlowEvent` so that they do not
+depend on the storage shape.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """A worker's hold on one execution: every write it makes for the run, fenced by its claim.
 
 Keeping the `(worker_id, epoch)` fence in one object means no write of a run can forget it;
-a write after the claim was taken over raises `ClaimLost` and changes nothing (SPEC §4).
+a write after the claim was taken over raises `ClaimLost` and changes nothing
+(docs/architecture.md §4).
 """
 
 from __future__ import annotations
@@ -68,11 +69,6 @@ class Lease:
             count_failure=count_failure,
             max_failures=max_failures,
             error_node_id=error_node_id,
-        )
-
-    async def release(self) -> bool:
-        return await self.store.release_execution(
-            self.execution_id, self.worker_id, epoch=self.epoch
         )
 
     async def create_child(self, child: Execution) -> None:

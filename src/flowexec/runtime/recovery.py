@@ -4,7 +4,8 @@ Every worker process runs a `RecoveryService`; the store's recovery lock elects 
 sweeps. The leader keeps the lock between sweeps; when it dies the database frees the lock
 and another instance takes it at its next tick, so a takeover costs at most one interval.
 The sweep itself is the store's `recover_executions`: one transaction per batch that
-increments failure counts in SQL, so two sweepers can never double-count (SPEC §6).
+increments failure counts in SQL, so two sweepers can never double-count
+(docs/architecture.md §6).
 """
 
 from __future__ import annotations
@@ -14,15 +15,14 @@ import logging
 import time
 from contextlib import suppress
 from dataclasses import dataclass
+from typing import Any
 
-from flowexec.errors import StoreUnavailable, ValidationError
-from flowexec.model import RecoveryReason, check_id, check_int_range, check_limit
+from flowexec.errors import StoreUnavailable
+from flowexec.model import RecoveryReason, check_id
+from flowexec.runtime.settings import RecoverySettings
 from flowexec.store.protocol import ExecutionStore
 
 log = logging.getLogger("flowexec.recovery")
-
-RECOVERY_LOCK_ID = 0x666C6F77
-"""The advisory lock key ("flow"); the store namespaces it per table prefix."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,27 +45,19 @@ class RecoveryService:
         store: ExecutionStore,
         *,
         worker_id: str,
-        interval_s: float = 10.0,
-        max_failures: int = 5,
-        backoff_base_ms: int = 1000,
-        backoff_max_ms: int = 300_000,
-        batch_size: int = 100,
-        max_batches_per_sweep: int = 100,
-        lock_id: int = RECOVERY_LOCK_ID,
+        settings: RecoverySettings | None = None,
+        **keywords: Any,
     ) -> None:
-        if not interval_s > 0:
-            raise ValidationError(f"interval_s must be positive, got {interval_s}")
+        """`settings`, or the defaults, with any keyword of `RecoverySettings.of` applied."""
         self.store = store
         self.worker_id = check_id(worker_id, "worker_id")
-        self.interval_s = interval_s
-        self.max_failures = check_int_range(max_failures, "max_failures", 1, 1_000_000)
-        self.backoff_base_ms = backoff_base_ms
-        self.backoff_max_ms = backoff_max_ms
-        self.batch_size = check_limit(batch_size, "batch_size")
-        self.max_batches_per_sweep = check_limit(max_batches_per_sweep, "max_batches_per_sweep")
-        self.lock_id = lock_id
+        self.settings = RecoverySettings.of(settings, **keywords)
         self.is_leader = False
         self._stopping = asyncio.Event()
+
+    @property
+    def lock_id(self) -> int:
+        return self.settings.lock_id
 
     async def sweep_once(self) -> SweepReport | None:
         """One sweep if this instance is (or becomes) the leader; None otherwise."""
@@ -75,13 +67,14 @@ class RecoveryService:
         started = time.monotonic()
         expired = await self.store.expire_old_claims()
         requeued = failed = 0
-        for _ in range(self.max_batches_per_sweep):
+        policy = self.settings.policy
+        for _ in range(self.settings.max_batches_per_sweep):
             records = await self.store.recover_executions(
                 self.worker_id,
-                max_failures=self.max_failures,
-                backoff_base_ms=self.backoff_base_ms,
-                backoff_max_ms=self.backoff_max_ms,
-                limit=self.batch_size,
+                max_failures=policy.max_failures,
+                backoff_base_ms=policy.backoff.base_ms,
+                backoff_max_ms=policy.backoff.max_ms,
+                limit=policy.batch_size,
             )
             gave_up = sum(
                 r.recovery_reason == RecoveryReason.MAX_FAILURES_EXCEEDED for r in records
@@ -96,7 +89,7 @@ class RecoveryService:
                     record.previous_worker_id,
                     extra={"execution_id": record.execution_id, "worker_id": self.worker_id},
                 )
-            if len(records) < self.batch_size:
+            if len(records) < policy.batch_size:
                 break
         report = SweepReport(expired, requeued, failed, time.monotonic() - started)
         if report.expired or report.recovered:
@@ -123,10 +116,11 @@ class RecoveryService:
                     # after a failover) must not end recovery for the life of the process.
                     self.is_leader = False
                     log.exception(
-                        "recovery sweep failed, trying again in %g s: %s", self.interval_s, exc
+                        "recovery sweep failed, trying again in %g s: %s",
+                        self.settings.interval_s, exc,
                     )
                 with suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self.interval_s)
+                    await asyncio.wait_for(self._stopping.wait(), self.settings.interval_s)
         finally:
             # Whatever `is_leader` says: a sweep that failed after taking the lock leaves it
             # held by this store, and the store may outlive the service (a worker given a

@@ -8,7 +8,7 @@ shutdown) while this object still decides what, if anything, to write afterwards
   the flow's `max_retries` is spent, then `failed`;
 - lease lost or stopped: nothing (someone else owns the execution, or it is finished);
 - shutdown: back to the queue without counting a failure.
-Every write is fenced by the claim; the terminal or requeue write releases the claim too.
+Every write is fenced by the lease; the terminal or requeue write releases the lease too.
 A completion goes out with the worker's next claim (`CompletionQueue`) when it can.
 """
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -42,12 +41,13 @@ from flowexec.model import (
     StartedExecution,
     check_json,
 )
-from flowexec.runtime.app import App, FlowSpec
-from flowexec.runtime.backoff import retry_delay_ms
+from flowexec.policy import Backoff
 from flowexec.runtime.completions import CompletionQueue
 from flowexec.runtime.context import FlowContext
 from flowexec.runtime.control import AbortReason, RunControl
+from flowexec.runtime.flows import FlowRegistry, FlowSpec
 from flowexec.runtime.lease import Lease
+from flowexec.runtime.lease_keeper import LeaseTerm
 from flowexec.runtime.logs import BoundLogger
 from flowexec.store.protocol import ExecutionStore
 
@@ -70,8 +70,7 @@ class RunSettings:
     """What a run needs from its worker's configuration."""
 
     max_depth: int
-    retry_backoff_base_ms: int
-    retry_backoff_max_ms: int
+    retry_backoff: Backoff
     rng: random.Random
 
 
@@ -93,11 +92,11 @@ class ExecutionRun:
     def __init__(
         self,
         *,
-        app: App,
+        app: FlowRegistry,
         store: ExecutionStore,
         started: StartedExecution,
         completions: CompletionQueue,
-        claim_timeout_ms: int,
+        lease_term: LeaseTerm,
         settings: RunSettings,
         log: BoundLogger,
     ) -> None:
@@ -111,8 +110,7 @@ class ExecutionRun:
         self.execution_id = claim.execution_id
         self.epoch = claim.epoch
         self.phase = Phase.RUNNING
-        self.lease_deadline = time.monotonic() + claim_timeout_ms / 1000
-        """Local estimate of when the lease runs out unless a heartbeat extends it."""
+        self.lease_term = lease_term
         self.control = RunControl(on_abort=self._cancel_flow)
         self.log = log.bind(
             execution_id=self.execution_id, epoch=self.epoch, flow_id=started.execution.flow_id
@@ -123,8 +121,8 @@ class ExecutionRun:
 
     @property
     def holds_lease(self) -> bool:
-        """Whether heartbeats should extend this run's claim (until its completion is written:
-        the write releases the claim, and a refused heartbeat then means nothing)."""
+        """Whether heartbeats should renew this run's lease (until its completion is written:
+        the write releases the lease, and a refused heartbeat then means nothing)."""
         if self.control.aborted:
             return False
         if self.phase is Phase.QUEUED:
@@ -157,10 +155,10 @@ class ExecutionRun:
             outcome = await self._run_flow(spec, execution)
             await self._settle(spec, execution, outcome)
         except StoreUnavailable as exc:
-            self.log.error("store unavailable; the claim will lapse and recovery will act: %s",
+            self.log.error("store unavailable; the lease will lapse and recovery will act: %s",
                            exc)
         except Exception:
-            self.log.exception("run crashed; the claim will lapse and recovery will act")
+            self.log.exception("run crashed; the lease will lapse and recovery will act")
         finally:
             self.phase = Phase.DONE
             self._cancel_flow()
@@ -239,7 +237,7 @@ class ExecutionRun:
                 self.log.warning("outcome discarded, lease lost: %s", exc)
                 return
             except StoreUnavailable as exc:
-                if time.monotonic() >= self.lease_deadline:
+                if self.lease_term.ran_out:
                     raise
                 self.phase = Phase.RUNNING  # heartbeats keep the lease while we try again
                 self.log.warning("final write failed, trying again: %s", exc)
@@ -308,11 +306,8 @@ class ExecutionRun:
         node_id: str | None,
         counted: bool,
     ) -> tuple[Callable[[], Awaitable[Any]], Callable[[], None]]:
-        delay_ms = retry_delay_ms(
-            execution.failure_count,
-            base_ms=self._settings.retry_backoff_base_ms,
-            max_ms=self._settings.retry_backoff_max_ms,
-            rng=self._settings.rng,
+        delay_ms = self._settings.retry_backoff.jittered_ms(
+            execution.failure_count, self._settings.rng
         )
         after: list[Execution] = []
 
