@@ -80,7 +80,15 @@ class FlowNotFound(FlowexecError, LookupError):
 
 
 class ExecutionTimeout(FlowexecError, TimeoutError):
-    """A wait for an execution ran out of time."""
+    """A wait for an execution ran out of time; the execution itself is untouched."""
+
+    def __init__(self, execution_id: str, status: ExecutionStatus, timeout_s: float) -> None:
+        super().__init__(
+            f"execution {execution_id!r} is still {status.value} after {timeout_s:g} s"
+        )
+        self.execution_id = execution_id
+        self.status = status
+        self.timeout_s = timeout_s
 
 
 class ExecutionNotCompleted(FlowexecError):

@@ -226,9 +226,12 @@ async def test_unknown_ids_and_wait_timeouts(store: ExecutionStore) -> None:
             await command("EX-does-not-exist")
     execution_id = await client.create("never-run", owner_id=OWNER)  # no worker runs it
     started = time.monotonic()
-    with pytest.raises(ExecutionTimeout, match="still created"):
+    with pytest.raises(ExecutionTimeout, match="still created") as timed_out:
         await client.wait(execution_id, timeout=0.2)
     assert 0.2 <= time.monotonic() - started < 2
+    assert timed_out.value.execution_id == execution_id
+    assert timed_out.value.status is ExecutionStatus.CREATED
+    assert timed_out.value.timeout_s == 0.2
 
 
 async def _wait_for(entered: asyncio.Event, release: asyncio.Event) -> None:

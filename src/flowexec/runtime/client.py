@@ -179,19 +179,17 @@ class Client(AsyncClosing):
         if timeout is not None:
             check_positive(timeout, "timeout", allow_zero=True)
         loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
+        deadline = None if timeout is None else (loop.time() + timeout, timeout)
         pause = WAIT_FIRST_POLL_S
         while True:
             execution = await self.get(execution_id)
             if execution.status.is_terminal:
                 return execution
             if deadline is not None:
-                left = deadline - loop.time()
+                ends_at, timeout_s = deadline
+                left = ends_at - loop.time()
                 if left <= 0:
-                    raise ExecutionTimeout(
-                        f"execution {execution_id!r} is still {execution.status.value} "
-                        f"after {timeout} s"
-                    )
+                    raise ExecutionTimeout(execution_id, execution.status, timeout_s)
                 pause = min(pause, left)
             await asyncio.sleep(pause)
             pause = min(pause * WAIT_POLL_GROWTH, self._max_poll_s)
