@@ -3,9 +3,9 @@
 The baseline is the reference's algorithm reproduced in plain SQL on the same tables: one
 transaction that locks the execution row, locks the claim row, inserts or updates the claim and
 marks the execution (BEGIN + 4 statements + COMMIT), and a release transaction of two updates.
-Its one defect that would stop the loop (a released claim blocked every later claim, SPEC §9) is
-fixed, so both sides do the same work per cycle. Each connection cycles over its own executions,
-so the figure is throughput, not contention.
+Its one defect that would stop the loop (a released claim blocked every later claim,
+docs/architecture.md §9) is fixed, so both sides do the same work per cycle. Each connection
+cycles over its own executions, so the figure is throughput, not contention.
 """
 
 from __future__ import annotations

@@ -31,13 +31,14 @@ from flowexec.errors import ConfigError
 from flowexec.model import Completion, new_execution
 from flowexec.runtime import Worker
 from flowexec.store.protocol import ExecutionStore
+from flowexec.store.sqlite.options import SqliteOptions
 
 WORKER = "bench-latency-worker"
 TIMEOUT_MS = 60_000
 POLL_S = 1.0
 """The worker's polling fallback; on Postgres a lost notification would cost this much."""
-SQLITE_POLL_S = 0.1
-"""The SQLite store's default `poll_interval_s`: how often an idle waiter looks for commits."""
+SQLITE_POLL_S = SqliteOptions().commit_poll_interval_s
+"""How often an idle SQLite waiter looks for commits, by default."""
 TARGET_P50_MS = 10.0
 PERCENTILES = (50, 95, 99)
 
