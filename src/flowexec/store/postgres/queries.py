@@ -400,9 +400,12 @@ NEEDING_RECOVERY = f"""
     LIMIT %(limit)s
 """
 
-# Locked here, decided in Python (store/recovery.py), written by APPLY_RECOVERY in the same
-# transaction; SKIP LOCKED lets concurrent sweeps share the work instead of counting it twice.
+# Expires the lapsed claims, then locks the victims: decided in Python (store/recovery.py),
+# written by APPLY_RECOVERY in the same transaction; SKIP LOCKED lets concurrent sweeps share the
+# work instead of counting it twice. The victims are read on the statement's snapshot, from
+# before the expiry, which changes no verdict: a lapsed active claim is dead either way.
 RECOVERY_VICTIMS = f"""
+    WITH expired AS ({EXPIRE_CLAIMS})
     SELECT e.id, e.failure_count, e.status AS previous_status,
            e.processing_worker_id AS previous_worker_id,
            CASE WHEN c.execution_id IS NULL THEN 'missing_claim'

@@ -305,7 +305,6 @@ class PostgresExecutionStore(SqlExecutionStore):
 
     async def _recover(self, worker_id: str, policy: RecoveryPolicy) -> list[Row]:
         async with self._connection() as conn, conn.transaction():
-            await conn.execute(self._sql(Q.EXPIRE_CLAIMS))
             cur = await conn.execute(
                 self._sql(Q.RECOVERY_VICTIMS), {"limit": policy.batch_size}
             )
