@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from flowexec.model import ExecutionStatus, RecoveryReason
+from flowexec.model import ClaimStatus, ExecutionStatus, RecoveryReason
 
 MAX_BACKOFF_EXPONENT = 40
 """2^40 times any positive base is past every cap we allow, so larger exponents change nothing."""
@@ -74,6 +74,15 @@ class RecoveryPolicy:
 
 DEFAULT_RECOVERY = RecoveryPolicy()
 """The defaults of `recover_executions` and of the runtime's recovery service."""
+
+
+def dead_worker_reason(claim_status: str | None) -> str:
+    """Why a running execution's worker counts as dead, from what is left of its claim."""
+    if claim_status is None:
+        return RecoveryReason.MISSING_CLAIM.value
+    if claim_status == ClaimStatus.RELEASED:
+        return RecoveryReason.RELEASED_WHILE_RUNNING.value
+    return RecoveryReason.EXPIRED_CLAIM.value
 
 
 def worker_lost_reason(reason: str) -> str:

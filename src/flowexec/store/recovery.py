@@ -1,15 +1,16 @@
 """A recovery sweep's writes, decided in Python by `RecoveryPolicy` for both backends.
 
-A backend expires claims, locks the victims and reads them (id, failure_count, reason,
-previous status and worker), then applies `recovery_writes` in one set-based statement, all in
-one transaction (docs/architecture.md §6). The failure count itself is incremented in SQL.
+A backend expires claims, locks the victims and reads them (id, failure count, previous status
+and worker, the status of what is left of the claim), then applies `recovery_writes` in one
+set-based statement, all in one transaction (docs/architecture.md §6). Why the worker counts as
+dead and what follows are decided here, once; the failure count itself is incremented in SQL.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from flowexec.policy import RecoveryPolicy
+from flowexec.policy import RecoveryPolicy, dead_worker_reason
 from flowexec.store.commands import Params
 from flowexec.store.rows import Row
 
@@ -29,7 +30,8 @@ def recovery_writes(policy: RecoveryPolicy, victims: list[Row]) -> list[Params]:
     """One row per victim, keyed by `RECOVERY_WRITE_COLUMNS`."""
     writes: list[Params] = []
     for victim in victims:
-        outcome = policy.outcome(int(victim["failure_count"]), victim["reason"])
+        reason = dead_worker_reason(victim["claim_status"])
+        outcome = policy.outcome(int(victim["failure_count"]), reason)
         writes.append(
             {
                 "id": victim["id"],

@@ -408,9 +408,7 @@ RECOVERY_VICTIMS = f"""
     WITH expired AS ({EXPIRE_CLAIMS})
     SELECT e.id, e.failure_count, e.status AS previous_status,
            e.processing_worker_id AS previous_worker_id,
-           CASE WHEN c.execution_id IS NULL THEN 'missing_claim'
-                WHEN c.status = 'released' THEN 'released_while_running'
-                ELSE 'expired_claim' END AS reason
+           c.status AS claim_status
     FROM {{p}}executions e LEFT JOIN {{p}}execution_claims c ON c.execution_id = e.id
     WHERE {_DEAD_WORKER}
     ORDER BY e.updated_at, e.id

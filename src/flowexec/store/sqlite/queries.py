@@ -354,9 +354,7 @@ NEEDING_RECOVERY = f"""
 RECOVERY_VICTIMS = f"""
     SELECT e.id, e.status AS previous_status, e.processing_worker_id AS previous_worker_id,
            e.failure_count,
-           CASE WHEN c.execution_id IS NULL THEN 'missing_claim'
-                WHEN c.status = 'released' THEN 'released_while_running'
-                ELSE 'expired_claim' END AS reason
+           c.status AS claim_status
     FROM {{p}}executions e LEFT JOIN {{p}}execution_claims c ON c.execution_id = e.id
     WHERE {_DEAD_WORKER}
     ORDER BY e.updated_at, e.id
