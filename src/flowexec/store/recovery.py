@@ -3,6 +3,8 @@
 A backend expires claims, locks the victims and reads them (id, failure_count, reason,
 previous status and worker), then applies `recovery_writes` in one set-based statement, all in
 one transaction (docs/architecture.md §6). The failure count itself is incremented in SQL.
+Each write carries its lifecycle events (`events`, a JSON list), appended by the same
+transaction.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from flowexec.policy import RecoveryPolicy
-from flowexec.store.commands import Params
+from flowexec.store.commands import Params, events_json
+from flowexec.store.lifecycle import recovery_events
 from flowexec.store.rows import Row
 
 RECOVERY_WRITE_COLUMNS = (
@@ -22,6 +25,7 @@ RECOVERY_WRITE_COLUMNS = (
     "record_reason",
     "previous_status",
     "previous_worker_id",
+    "events",
 )
 
 
@@ -40,6 +44,7 @@ def recovery_writes(policy: RecoveryPolicy, victims: list[Row]) -> list[Params]:
                 "record_reason": outcome.record_reason,
                 "previous_status": victim["previous_status"],
                 "previous_worker_id": victim["previous_worker_id"],
+                "events": events_json(recovery_events(outcome, victim["reason"])),
             }
         )
     return writes
