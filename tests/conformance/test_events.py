@@ -364,3 +364,14 @@ async def test_a_lost_notification_only_delays(
     await run_to_completion(other_store, execution.id, 5)
     events = await asyncio.wait_for(subscriber, 10)
     assert [e.type for e in events] == EXPECTED
+
+
+async def test_live_events_arrive_without_waiting_for_the_re_read(
+    store: ExecutionStore, other_store: ExecutionStore
+) -> None:
+    execution = await create_root(store)
+    subscriber = asyncio.create_task(collect(store, execution.id, recheck_s=30))
+    await asyncio.sleep(0.2)  # subscribed and waiting (PostgreSQL: registered, listening)
+    await run_to_completion(other_store, execution.id, 5)
+    events = await asyncio.wait_for(subscriber, 5)
+    assert [e.type for e in events] == EXPECTED

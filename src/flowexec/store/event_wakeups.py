@@ -7,7 +7,14 @@ wake-up costs latency at most, never an event (docs/architecture.md §5).
 from __future__ import annotations
 
 import asyncio
+import os
+import secrets
+import socket
+import time
 from collections.abc import Iterable
+
+SUBSCRIPTION_TTL_S = 30
+"""How long a registered interest in an execution's events lasts on PostgreSQL unless renewed."""
 
 
 class EventWakeups:
@@ -42,3 +49,20 @@ class EventWakeups:
             group.discard(event)
             if not group:
                 self._waiting.pop(execution_id, None)
+
+
+class Subscriptions:
+    """The executions this store follows, and when each registration is due for renewal."""
+
+    def __init__(self) -> None:
+        self.subscriber = f"{socket.gethostname()[:64]}-{os.getpid()}-{secrets.token_hex(4)}"
+        self._renew_at: dict[str, float] = {}
+
+    def due(self, execution_id: str) -> bool:
+        return self._renew_at.get(execution_id, 0.0) <= time.monotonic()
+
+    def renewed(self, execution_id: str) -> None:
+        now = time.monotonic()
+        for lapsed in [i for i, at in self._renew_at.items() if at + SUBSCRIPTION_TTL_S < now]:
+            del self._renew_at[lapsed]
+        self._renew_at[execution_id] = now + SUBSCRIPTION_TTL_S / 2

@@ -23,6 +23,23 @@ _RELEASE_CLAIM = """
     FROM done WHERE c.execution_id = done.id AND c.status = 'active'
 """
 
+def notify_events(ids: str) -> str:
+    """At most one NOTIFY for a statement that logged events, and only when someone follows
+    one of those executions (`event_subscribers`, registered by `wait_for_events`): NOTIFY
+    takes a database-wide lock at commit, which a drain nobody watches should not pay for.
+    The payload is the followed execution ids, space-separated, or '' ("look at every
+    execution") when they would not fit NOTIFY's 8000-byte payload."""
+    return f"""(SELECT pg_notify(%(events_channel)s,
+                    CASE WHEN octet_length(joined) <= 7900 THEN joined ELSE '' END)
+              FROM (SELECT string_agg(id, ' ') AS joined FROM ({ids}) AS logged_ids
+                    WHERE EXISTS (
+                        SELECT 1 FROM {{p}}event_subscribers s
+                        WHERE s.execution_id = logged_ids.id AND s.expires_at > now())) AS j
+              WHERE joined IS NOT NULL)"""
+
+
+_NOTIFY_DONE = notify_events("SELECT id FROM done")
+
 INSERT_ROOT = """
     WITH ins AS (
         INSERT INTO {p}executions (
@@ -112,7 +129,7 @@ STATUS_RUN = f"""
             updated_at = now(),
         {_STATUS_GUARD}
     ), {_STATUS_LOGGED}
-    SELECT id, pg_notify(%(events_channel)s, id) FROM done
+    SELECT id, {_NOTIFY_DONE} AS events_notified FROM done
 """
 
 STATUS_PAUSE = f"""
@@ -120,7 +137,7 @@ STATUS_PAUSE = f"""
         UPDATE {{p}}executions SET status = 'paused', updated_at = now(),
         {_STATUS_GUARD}
     ), {_STATUS_LOGGED}
-    SELECT id, pg_notify(%(events_channel)s, id) FROM done
+    SELECT id, {_NOTIFY_DONE} AS events_notified FROM done
 """
 
 STATUS_FINISH = f"""
@@ -135,7 +152,7 @@ STATUS_FINISH = f"""
             updated_at = now(),
         {_STATUS_GUARD}
     ), released AS ({_RELEASE_CLAIM}), {_STATUS_LOGGED}
-    SELECT id, pg_notify(%(events_channel)s, id) FROM done
+    SELECT id, {_NOTIFY_DONE} AS events_notified FROM done
 """
 
 STATUS_REQUEUE = f"""
@@ -150,7 +167,7 @@ STATUS_REQUEUE = f"""
             updated_at = now(),
         {_STATUS_GUARD}
     ), released AS ({_RELEASE_CLAIM}), {_STATUS_LOGGED}
-    SELECT id, pg_notify(%(channel)s, ''), pg_notify(%(events_channel)s, id) FROM done
+    SELECT id, pg_notify(%(channel)s, ''), {_NOTIFY_DONE} AS events_notified FROM done
 """
 
 # Aggregates for the whole page in one grouped query over the tree index (docs/architecture.md
@@ -245,14 +262,6 @@ _START_LOGGED = """
     )
 """
 
-
-def notify_events(ids: str) -> str:
-    """One NOTIFY for a statement that logged events: the execution ids, space-separated, or
-    '' ("look at every execution") when they would not fit NOTIFY's 8000-byte payload."""
-    return f"""(SELECT pg_notify(%(events_channel)s,
-                    CASE WHEN octet_length(joined) <= 7900 THEN joined ELSE '' END)
-              FROM (SELECT string_agg(id, ' ') AS joined FROM ({ids}) AS logged_ids) AS j
-              WHERE joined IS NOT NULL)"""
 
 
 def _claim(picked: str, takeover: str, *, start: bool = False) -> str:
@@ -439,7 +448,7 @@ RETRY = f"""
     )
     SELECT done.*,
            CASE WHEN done.status = 'created' THEN pg_notify(%(channel)s, '') END AS notified,
-           pg_notify(%(events_channel)s, done.id) AS events_notified
+           {_NOTIFY_DONE} AS events_notified
     FROM done
 """
 
@@ -562,6 +571,16 @@ EVENTS_PAGE_OF_TYPES = f"""
     SELECT {_EVENT_COLUMNS} FROM {{p}}execution_events
     WHERE execution_id = %(id)s AND idx >= %(from_index)s AND type = ANY(%(types)s)
     ORDER BY idx LIMIT %(limit)s
+"""
+
+# A subscriber's interest in one execution, so that statements logging its events NOTIFY.
+SUBSCRIBE_EVENTS = """
+    WITH expired AS (
+        DELETE FROM {p}event_subscribers WHERE expires_at < now() - interval '1 minute'
+    )
+    INSERT INTO {p}event_subscribers (execution_id, subscriber, expires_at)
+    VALUES (%(id)s, %(subscriber)s, now() + make_interval(secs => %(ttl_s)s))
+    ON CONFLICT (execution_id, subscriber) DO UPDATE SET expires_at = excluded.expires_at
 """
 
 PURGE = """

@@ -32,7 +32,7 @@ from flowexec.store.commands import (
     statements_by_effect,
 )
 from flowexec.store.event_log import appended_events
-from flowexec.store.event_wakeups import EventWakeups
+from flowexec.store.event_wakeups import SUBSCRIPTION_TTL_S, EventWakeups, Subscriptions
 from flowexec.store.lifecycle import completed_event, started_event
 from flowexec.store.postgres import queries as Q
 from flowexec.store.postgres.connecting import (
@@ -86,6 +86,7 @@ class PostgresExecutionStore(SqlExecutionStore):
         self._channel = f"{self.table_prefix}work"
         self._events_channel = f"{self.table_prefix}events"
         self._event_wakeups = EventWakeups()
+        self._subscriptions = Subscriptions()
         self._connect_kwargs = connect_kwargs(url)
         self._pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
             url,
@@ -376,8 +377,21 @@ class PostgresExecutionStore(SqlExecutionStore):
 
     async def wait_for_events(self, execution_id: str, timeout_s: float) -> None:
         """Until a NOTIFY names the execution (or any reconnect of the listener), or the
-        timeout, the subscriber's re-read that covers a lost notification."""
+        timeout, the subscriber's re-read that covers a lost notification.
+
+        Statements NOTIFY only for executions someone follows, so this first registers the
+        interest (renewed every half `SUBSCRIPTION_TTL_S`) and then returns at once: events
+        committed before the registration sent no NOTIFY, and the caller reads again.
+        """
         self._listener.ensure_running()
+        if self._subscriptions.due(execution_id):
+            await self._rows(
+                Q.SUBSCRIBE_EVENTS,
+                {"id": execution_id, "subscriber": self._subscriptions.subscriber,
+                 "ttl_s": SUBSCRIPTION_TTL_S},
+            )
+            self._subscriptions.renewed(execution_id)
+            return
         await self._event_wakeups.wait(execution_id, timeout_s)
 
     # ------------------------------------------------------------ waking workers

@@ -12,3 +12,13 @@ CREATE TABLE {prefix}execution_events (
     data         jsonb NOT NULL,
     PRIMARY KEY (execution_id, idx)
 );
+
+-- Who follows which execution's events, so that only statements logging events someone
+-- follows send a NOTIFY (a database-wide lock at commit). A row lapses at expires_at;
+-- subscribers renew theirs while they wait.
+CREATE TABLE {prefix}event_subscribers (
+    execution_id text NOT NULL,
+    subscriber   text NOT NULL,
+    expires_at   timestamptz NOT NULL,
+    PRIMARY KEY (execution_id, subscriber)
+);
