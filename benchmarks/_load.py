@@ -118,7 +118,8 @@ async def load(pg: PostgresBench, prefix: str, *loads: Load, vacuum: bool = Fals
 
 async def truncate(pg: PostgresBench, prefix: str) -> None:
     await pg.execute(
-        "TRUNCATE {p}executions, {p}execution_claims, {p}execution_recovery".replace("{p}", prefix)
+        "TRUNCATE {p}executions, {p}execution_claims, {p}execution_recovery, "
+        "{p}execution_events".replace("{p}", prefix)
     )
 
 

@@ -198,6 +198,8 @@ def _table(bench: Drain, results: dict[str, Stats]) -> Table:
         "WAL: what the server wrote over the timed part, per execution. Where raw writes the "
         "execution row, flowexec writes it and its claim row (the claim inserted when taken, "
         "released when completed): that is what its extra WAL and server CPU pay for.",
+        "The event log is on: every execution also logs `flow:started` and `flow:completed`, "
+        "written by the same `claim_and_start` statements, with one NOTIFY per statement.",
     ]
     return table
 

@@ -96,7 +96,7 @@ def test_default_url_is_flowexec_db_in_the_working_directory(tmp_path: Path) -> 
     """Also: the console script and `python -m flowexec` are the same program."""
     migrated = run_module("migrate", cwd=tmp_path)
     assert migrated.returncode == 0, migrated.stderr
-    assert "applied 0001_initial to sqlite:///flowexec.db" in migrated.stdout
+    assert "applied 0001_initial, 0002_events to sqlite:///flowexec.db" in migrated.stdout
     assert (tmp_path / "flowexec.db").exists()
     script = Path(sys.executable).with_name("flowexec")
     env = {k: v for k, v in os.environ.items() if k != "FLOWEXEC_DATABASE_URL"}

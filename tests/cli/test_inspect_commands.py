@@ -28,7 +28,7 @@ BASE = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 async def test_migrate_applies_once_then_reports_up_to_date(cli: Cli) -> None:
     fresh = Cli(cli.url, cli.prefix + "m_")  # under the test prefix, so dropped afterwards
     first = await fresh.json("migrate")
-    assert first["applied"] == ["0001_initial"]
+    assert first["applied"] == ["0001_initial", "0002_events"]
     assert first["table_prefix"] == fresh.prefix
     again = await fresh.ok("migrate")
     assert "up to date; nothing applied" in again.stdout

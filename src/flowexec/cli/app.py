@@ -9,6 +9,7 @@ import typer
 from flowexec import __version__
 from flowexec.cli import (
     demo_command,
+    events_command,
     inspect_commands,
     lifecycle_commands,
     operate_commands,
@@ -100,6 +101,7 @@ app.command("resume")(lifecycle_commands.resume)
 app.command("ls")(inspect_commands.list_roots)
 app.command("show")(inspect_commands.show_execution)
 app.command("tree")(inspect_commands.show_tree)
+app.command("events")(events_command.events)
 app.command("claims")(inspect_commands.list_claims)
 app.command("stats")(inspect_commands.show_stats)
 app.command("demo")(demo_command.run_demo_command)

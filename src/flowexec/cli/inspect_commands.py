@@ -16,6 +16,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from flowexec.cli.cursor import PageCursor
+from flowexec.cli.events_command import print_progress, read_progress
 from flowexec.cli.render import (
     STATUS_STYLES,
     event_label,
@@ -113,7 +114,8 @@ def show_execution(
     execution_id: Annotated[str, typer.Argument(help="The execution to show.")],
     as_json: JsonFlag = False,
 ) -> None:
-    """Show every field of one execution, its claim and its recovery history."""
+    """Show every field of one execution, its claim, its recovery history, its progress and
+    its last traceback."""
     settings = settings_of(ctx)
 
     async def body() -> None:
@@ -129,6 +131,7 @@ def show_execution(
             subtree = await store.get_execution_tree(execution_id, max_nodes=SHOWN_CHILDREN + 1)
             children = [node.id for node in subtree if node.level == 1]
             more_children = len(subtree) > SHOWN_CHILDREN and subtree[-1].level == 1
+            progress = await read_progress(store, execution_id)
             now = await store.now()
         if wants_json(ctx, as_json):
             print_json(
@@ -138,6 +141,7 @@ def show_execution(
                     "recovery_history": jsonable(history),
                     "children": children,
                     "more_children": more_children,
+                    "progress": progress.to_json(),
                 }
             )
             return
@@ -154,6 +158,7 @@ def show_execution(
         fields.add_row("duration", format_duration(run_duration(execution, now)))
         fields.add_row("children", f"{len(children)}{'+' if more_children else ''}")
         console.print(fields)
+        print_progress(console, progress)
         if claim is None:
             console.print("claim: none")
         else:

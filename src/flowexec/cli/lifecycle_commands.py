@@ -6,12 +6,14 @@ the command line as for Python callers, and workers see its stop and pause withi
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import typer
 
 from flowexec.cli.apps import load_app
+from flowexec.cli.events_command import print_events_until_done
 from flowexec.cli.render import (
     execution_json,
     format_duration,
@@ -83,7 +85,8 @@ def submit(
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Create a root execution of a flow, runnable at once unless --no-start."""
+    """Create a root execution of a flow, runnable at once unless --no-start; with --wait,
+    print its events as they happen until it ends."""
     settings = settings_of(ctx)
     json_out = wants_json(ctx, as_json)
 
@@ -106,9 +109,11 @@ def submit(
             )
             if not wait:
                 return await client.get(execution_id)
+            waiting = asyncio.ensure_future(client.wait(execution_id, timeout=timeout))
             if not json_out:
                 stdout_console().print(f"submitted {execution_id}; waiting for it to finish")
-            return await client.wait(execution_id, timeout=timeout)
+                await print_events_until_done(store, execution_id, waiting)
+            return await waiting
 
     execution = run(settings, body())
     now = execution.completed_at or execution.updated_at

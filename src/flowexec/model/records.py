@@ -217,6 +217,9 @@ class UpdateExecutionStatusParams:
     expected_status: ExecutionStatus | None = None
     """Compare-and-set: apply only while the execution is in this status (e.g. resume only a
     paused one); otherwise `InvalidTransition`."""
+    event_data: dict[str, JSON] | None = None
+    """More fields for the lifecycle event this write records, e.g. a failure's exception
+    type and traceback."""
 
 
 @dataclass(frozen=True, slots=True)

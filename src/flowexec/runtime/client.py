@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Container, Mapping, Sequence
+from collections.abc import AsyncIterator, Container, Mapping, Sequence
 from typing import Any
 
 from flowexec.closing import AsyncClosing
@@ -24,6 +24,7 @@ from flowexec.model import (
     DEFAULT_TABLE_PREFIX,
     JSON,
     Execution,
+    ExecutionEvent,
     ExecutionOptions,
     ExecutionStatus,
     UpdateExecutionStatusParams,
@@ -34,6 +35,7 @@ from flowexec.model import (
 from flowexec.runtime.events import FlowEvent, parse_events
 from flowexec.runtime.stores import use_store
 from flowexec.store.protocol import ExecutionStore
+from flowexec.store.subscription import follow_events
 
 log = logging.getLogger("flowexec.client")
 
@@ -169,6 +171,21 @@ class Client(AsyncClosing):
         if execution is None:
             raise ExecutionNotFound(execution_id)
         return execution
+
+    def events(
+        self,
+        execution_id: str,
+        from_index: int = 0,
+        types: Sequence[str] | None = None,
+        follow: bool = True,
+    ) -> AsyncIterator[ExecutionEvent]:
+        """The execution's events from `from_index`, each once and in order: the stored ones,
+        then (with `follow`) live ones until the execution has ended. Resume after a
+        disconnect with `from_index` = the last index seen + 1."""
+        check_id(execution_id, "execution_id")
+        return follow_events(
+            self._store, execution_id, from_index=from_index, types=types, follow=follow
+        )
 
     async def wait(
         self,

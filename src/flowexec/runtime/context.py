@@ -3,6 +3,8 @@
 Node boundaries are where the execution's controls act (docs/architecture.md §7): a pause or a
 breakpoint holds the run before a node starts, `max_concurrency` bounds nodes in flight,
 `node_timeout_ms` bounds each node. Nodes already running when a pause arrives finish undisturbed.
+Nodes, children, breakpoints and `log` lines are recorded in the execution's event log, through
+the worker's buffer (runtime/event_buffer.py).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ParamSpec, TypeVar, overload
@@ -22,11 +25,15 @@ from flowexec.errors import (
 )
 from flowexec.model import (
     JSON,
+    MAX_REASON_LENGTH,
+    EventType,
     Execution,
     ExecutionOptions,
     ExecutionStatus,
+    check_event_data,
     check_id,
     check_json,
+    check_text,
     new_execution,
 )
 from flowexec.runtime.child_ids import child_execution_id, emit_identity, keyed_identity
@@ -37,6 +44,19 @@ from flowexec.runtime.logs import BoundLogger
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+
+class FlowLog(BoundLogger):
+    """`ctx.log`: the run's logger, and when called, a `log` event in the event log."""
+
+    def __init__(self, log: BoundLogger, lease: Lease) -> None:
+        super().__init__(log.logger, log.fields)
+        self._lease = lease
+
+    def __call__(self, message: str, **fields: JSON) -> None:
+        """Record a progress line of the flow's own; `fields` must be JSON (ValidationError)."""
+        data = check_event_data({**fields, "message": check_text(message, "message")}, "fields")
+        self._lease.record(EventType.LOG, data)
 
 
 class FlowContext:
@@ -57,7 +77,9 @@ class FlowContext:
         self._control = control
         self._check_flow = check_flow
         self._max_depth = max_depth
-        self.log = log
+        self.log = FlowLog(log, lease)
+        """Call it, `ctx.log("message", **fields)`, to record a `log` event in the execution's
+        event log; it is also the run's logger (`ctx.log.info(...)`)."""
         limits = execution.options.execution if execution.options else None
         self._node_timeout_ms = limits.node_timeout_ms if limits else None
         self._slots = (
@@ -157,6 +179,7 @@ class FlowContext:
     async def _break_before(self, node_id: str) -> None:
         """Pause the execution (visible in the store) and hold until a client resumes it."""
         self._control.pause()
+        self._lease.record(EventType.BREAKPOINT_HIT, {"node_id": node_id})
         try:
             await self._lease.set_status(ExecutionStatus.PAUSED)
         except InvalidTransition as exc:
@@ -175,17 +198,10 @@ class FlowContext:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> Any:
-        timeout_ms = self._node_timeout_ms
+        self._lease.record(EventType.NODE_STARTED, {"node_id": node_id})
+        began = time.monotonic()
         try:
-            if timeout_ms is None:
-                return await _call(fn, args, kwargs)
-            try:
-                async with asyncio.timeout(timeout_ms / 1000) as deadline:
-                    return await _call(fn, args, kwargs)
-            except TimeoutError:
-                if deadline.expired():
-                    raise NodeTimeout(node_id, timeout_ms) from None
-                raise
+            result = await self._call_with_timeout(node_id, fn, args, kwargs)
         except asyncio.CancelledError:
             self.interrupted_node = node_id
             raise
@@ -193,6 +209,33 @@ class FlowContext:
             if isinstance(exc, Fail) and exc.node_id is None:
                 exc.node_id = node_id
             self._node_errors.append((exc, node_id))
+            self._lease.record(
+                EventType.NODE_FAILED,
+                {"node_id": node_id, "duration_ms": _since(began), "type": type(exc).__name__,
+                 "message": str(exc)[:MAX_REASON_LENGTH]},
+            )
+            raise
+        self._lease.record(
+            EventType.NODE_COMPLETED, {"node_id": node_id, "duration_ms": _since(began)}
+        )
+        return result
+
+    async def _call_with_timeout(
+        self,
+        node_id: str,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        timeout_ms = self._node_timeout_ms
+        if timeout_ms is None:
+            return await _call(fn, args, kwargs)
+        try:
+            async with asyncio.timeout(timeout_ms / 1000) as deadline:
+                return await _call(fn, args, kwargs)
+        except TimeoutError:
+            if deadline.expired():
+                raise NodeTimeout(node_id, timeout_ms) from None
             raise
 
     def failing_node(self, exc: BaseException) -> str | None:
@@ -250,8 +293,16 @@ class FlowContext:
             max_depth=self._max_depth,
         )
         await self._lease.create_child(child)
+        self._lease.record(
+            EventType.CHILD_SPAWNED,
+            {"child_id": child.id, "event_name": event.name, "flow_id": target},
+        )
         self.log.debug("emitted %s as %s", event.name, child.id)
         return child.id
+
+
+def _since(began: float) -> int:
+    return round((time.monotonic() - began) * 1000)
 
 
 async def _call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:

@@ -2,7 +2,8 @@
 
 Keeping the `(worker_id, epoch)` fence in one object means no write of a run can forget it;
 a write after the claim was taken over raises `ClaimLost` and changes nothing
-(docs/architecture.md §4).
+(docs/architecture.md §4). The run's events go through its worker's `EventBuffer`, and every
+status write flushes them first, so the log keeps the run's order.
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ from dataclasses import dataclass
 from flowexec.errors import ExecutionNotFound
 from flowexec.model import (
     JSON,
+    EventType,
     Execution,
     ExecutionClaim,
     ExecutionStatus,
+    NewEvent,
     UpdateExecutionStatusParams,
 )
+from flowexec.runtime.event_buffer import EventBuffer
 from flowexec.store.protocol import ExecutionStore
 
 
@@ -26,10 +30,23 @@ class Lease:
     execution_id: str
     worker_id: str
     epoch: int
+    events: EventBuffer | None = None
 
     @classmethod
-    def of(cls, store: ExecutionStore, claim: ExecutionClaim) -> Lease:
-        return cls(store, claim.execution_id, claim.worker_id, claim.epoch)
+    def of(
+        cls, store: ExecutionStore, claim: ExecutionClaim, events: EventBuffer | None = None
+    ) -> Lease:
+        return cls(store, claim.execution_id, claim.worker_id, claim.epoch, events)
+
+    def record(self, type: EventType, data: dict[str, JSON]) -> None:
+        """Buffer a run event; the worker's flusher writes it, fenced by this lease."""
+        if self.events is not None:
+            self.events.add((self.execution_id, self.epoch), NewEvent(type, data))
+
+    async def flush_events(self) -> None:
+        """Write this run's buffered events now (before any status write of the run)."""
+        if self.events is not None:
+            await self.events.flush((self.execution_id, self.epoch))
 
     async def set_status(
         self,
@@ -38,7 +55,9 @@ class Lease:
         error_message: str | None = None,
         error_node_id: str | None = None,
         result: JSON = None,
+        event_data: dict[str, JSON] | None = None,
     ) -> None:
+        await self.flush_events()
         params = UpdateExecutionStatusParams(
             execution_id=self.execution_id,
             status=status,
@@ -47,6 +66,7 @@ class Lease:
             result=result,
             worker_id=self.worker_id,
             epoch=self.epoch,
+            event_data=event_data,
         )
         if not await self.store.update_execution_status(params):
             raise ExecutionNotFound(self.execution_id)
@@ -59,7 +79,9 @@ class Lease:
         count_failure: bool = True,
         max_failures: int | None = None,
         error_node_id: str | None = None,
+        event_data: dict[str, JSON] | None = None,
     ) -> Execution:
+        await self.flush_events()
         return await self.store.retry_execution(
             self.execution_id,
             worker_id=self.worker_id,
@@ -69,6 +91,7 @@ class Lease:
             count_failure=count_failure,
             max_failures=max_failures,
             error_node_id=error_node_id,
+            event_data=event_data,
         )
 
     async def create_child(self, child: Execution) -> None:

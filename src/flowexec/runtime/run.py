@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -40,11 +41,13 @@ from flowexec.model import (
     ExecutionStatus,
     StartedExecution,
     check_json,
+    trimmed_traceback,
 )
 from flowexec.policy import Backoff
 from flowexec.runtime.completions import CompletionQueue
 from flowexec.runtime.context import FlowContext
 from flowexec.runtime.control import AbortReason, RunControl
+from flowexec.runtime.event_buffer import EventBuffer
 from flowexec.runtime.flows import FlowRegistry, FlowSpec
 from flowexec.runtime.lease import Lease
 from flowexec.runtime.lease_keeper import LeaseTerm
@@ -99,6 +102,7 @@ class ExecutionRun:
         lease_term: LeaseTerm,
         settings: RunSettings,
         log: BoundLogger,
+        events: EventBuffer | None = None,
     ) -> None:
         self._app = app
         self._settings = settings
@@ -106,7 +110,7 @@ class ExecutionRun:
         self._completions = completions
         self._queued: asyncio.Future[bool] | None = None
         claim = started.claim
-        self.lease = Lease.of(store, claim)
+        self.lease = Lease.of(store, claim, events)
         self.execution_id = claim.execution_id
         self.epoch = claim.epoch
         self.phase = Phase.RUNNING
@@ -257,18 +261,22 @@ class ExecutionRun:
                 return self._fail(str(exc), None)
             return self._complete(outcome.value)
         error, node_id = outcome.error, outcome.node_id
+        details = failure_details(error)
         if isinstance(error, NOT_RETRYABLE):
             message = error.message if isinstance(error, Fail) else str(error)
-            return self._fail(message or type(error).__name__, node_id)
+            return self._fail(message or type(error).__name__, node_id, details)
         # A database outage in the middle of a run (an emit, say) is not the flow's failure:
         # try again later without spending one of its retries.
         counted = not isinstance(error, StoreUnavailable)
-        return self._retry(spec, execution, _describe_error(error, node_id), node_id, counted)
+        return self._retry(
+            spec, execution, _describe_error(error, node_id), node_id, counted, details
+        )
 
     def _complete(
         self, value: JSON
     ) -> tuple[Callable[[], Awaitable[Any]], Callable[[], None]]:
         async def write() -> None:
+            await self.lease.flush_events()  # the run's events before its flow:completed
             if not await self._complete_with_next_claim(value):
                 await self.lease.set_status(ExecutionStatus.COMPLETED, result=value)
 
@@ -286,16 +294,19 @@ class ExecutionRun:
             self.phase = Phase.FINISHING
 
     def _fail(
-        self, message: str, node_id: str | None
+        self, message: str, node_id: str | None, details: dict[str, JSON] | None = None
     ) -> tuple[Callable[[], Awaitable[Any]], Callable[[], None]]:
         async def write() -> None:
             await self.lease.set_status(
-                ExecutionStatus.FAILED, error_message=message, error_node_id=node_id
+                ExecutionStatus.FAILED,
+                error_message=message,
+                error_node_id=node_id,
+                event_data=details,
             )
 
         return write, lambda: self.log.warning(
-            "failed without retry%s: %s", f" in node {node_id}" if node_id else "", message,
-            extra={"node_id": node_id},
+            "failed without retry%s: %s%s", f" in node {node_id}" if node_id else "", message,
+            _traceback_lines(details), extra={"node_id": node_id},
         )
 
     def _retry(
@@ -305,6 +316,7 @@ class ExecutionRun:
         reason: str,
         node_id: str | None,
         counted: bool,
+        details: dict[str, JSON],
     ) -> tuple[Callable[[], Awaitable[Any]], Callable[[], None]]:
         delay_ms = self._settings.retry_backoff.jittered_ms(
             execution.failure_count, self._settings.rng
@@ -319,6 +331,7 @@ class ExecutionRun:
                     max_failures=spec.max_failures,
                     error_node_id=node_id,
                     count_failure=counted,
+                    event_data=details,
                 )
             )
 
@@ -326,8 +339,8 @@ class ExecutionRun:
             done = after[-1]
             if done.status is ExecutionStatus.FAILED:
                 self.log.warning(
-                    "failed after %d attempts: %s", done.failure_count, reason,
-                    extra={"node_id": node_id},
+                    "failed after %d attempts: %s%s", done.failure_count, reason,
+                    _traceback_lines(details), extra={"node_id": node_id},
                 )
             elif not counted:
                 self.log.warning(
@@ -336,8 +349,8 @@ class ExecutionRun:
                 )
             else:
                 self.log.warning(
-                    "attempt %d failed, retrying in %d ms: %s", done.failure_count, delay_ms,
-                    reason, extra={"node_id": node_id},
+                    "attempt %d failed, retrying in %d ms: %s%s", done.failure_count, delay_ms,
+                    reason, _traceback_lines(details), extra={"node_id": node_id},
                 )
 
         return write, describe
@@ -367,6 +380,23 @@ def _being_cancelled() -> bool:
     """Whether the running task itself is being cancelled (not just the flow it awaited)."""
     task = asyncio.current_task()
     return task is not None and task.cancelling() > 0
+
+
+def failure_details(error: BaseException) -> dict[str, JSON]:
+    """What a failure event carries besides its message: the exception's type and formatted
+    traceback (the flow's own frames included), trimmed to the innermost
+    `MAX_TRACEBACK_CHARS`."""
+    text = "".join(traceback.format_exception(error))
+    return {
+        "type": type(error).__name__,
+        "traceback": trimmed_traceback(text),
+    }
+
+
+def _traceback_lines(details: dict[str, JSON] | None) -> str:
+    """The traceback after a log line's message, on lines of its own."""
+    text = None if details is None else details.get("traceback")
+    return "\n" + text.rstrip() if isinstance(text, str) else ""
 
 
 def _describe_error(error: BaseException, node_id: str | None) -> str:

@@ -7,7 +7,8 @@ The worker composes one loop per job around one store:
   (LISTEN/NOTIFY on Postgres, polling on SQLite) or until a run returns or ends;
 - leases (`LeaseKeeper`): heartbeats, and a watchdog for leases that ran out;
 - control (`ControlPoller`): stop and pause arrive within a poll;
-- recovery (`RecoveryService`, optional): the elected sweeper that requeues dead workers' runs.
+- recovery (`RecoveryService`, optional): the elected sweeper that requeues dead workers' runs;
+- events (`EventBuffer`): writes the runs' buffered events, many executions per statement.
 Shutdown (SIGTERM/SIGINT or `stop()`) stops claiming, gives runs `shutdown_grace_s` to finish,
 then puts the rest back in the queue without counting a failure; a second signal exits at once.
 When `run` returns, every task the worker started has ended.
@@ -30,6 +31,7 @@ from flowexec.model import DEFAULT_TABLE_PREFIX, StartedExecution, check_id
 from flowexec.runtime.completions import CompletionQueue
 from flowexec.runtime.control import AbortReason
 from flowexec.runtime.control_poller import ControlPoller
+from flowexec.runtime.event_buffer import EventBuffer
 from flowexec.runtime.flows import FlowRegistry
 from flowexec.runtime.lease_keeper import LeaseKeeper
 from flowexec.runtime.logs import bound
@@ -101,6 +103,7 @@ class Worker:
         self._completions = CompletionQueue(on_submit=self._slot_freed)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._store: ExecutionStore | None = None
+        self._events: EventBuffer | None = None
         self._ran = False
 
     # ------------------------------------------------------------ public
@@ -156,7 +159,9 @@ class Worker:
         controls = ControlPoller(
             store, interval_s=settings.control_interval_s, runs=self._runs.values, log=self.log
         )
+        events = self._events = EventBuffer(store, worker_id=self.worker_id, log=self.log)
         loops = [asyncio.create_task(leases.run()), asyncio.create_task(controls.run())]
+        flushing = [asyncio.create_task(events.run())]
         recovery_settings = settings.recovery_settings
         recovery = (
             None
@@ -178,6 +183,15 @@ class Worker:
                 await end_tasks(loops, grace_s=0)
                 await end_tasks(sweeping, grace_s=GIVE_BACK_TIMEOUT_S)
                 await end_tasks(list(self._tasks.values()), grace_s=0)
+                await end_tasks(flushing, grace_s=0)
+                await self._last_flush(events)
+
+    async def _last_flush(self, events: EventBuffer) -> None:
+        """What the runs recorded last; a store that fails now loses only these events."""
+        try:
+            await asyncio.wait_for(events.flush(), GIVE_BACK_TIMEOUT_S)
+        except Exception as exc:
+            self.log.warning("the last run events were not written: %s", exc)
 
     async def _claim_and_drain(self, store: ExecutionStore, leases: LeaseKeeper) -> None:
         run_settings = RunSettings(
@@ -252,6 +266,7 @@ class Worker:
             lease_term=leases.new_term(),
             settings=run_settings,
             log=self.log,
+            events=self._events,
         )
         if self._stopping.is_set():
             run.abort(AbortReason.SHUTDOWN)  # claimed while stopping: give it straight back

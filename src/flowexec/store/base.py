@@ -18,6 +18,7 @@ from flowexec.errors import (
 )
 from flowexec.model import (
     DEFAULT_TREE_NODES,
+    JSON,
     MAX_TREE_NODES,
     Completion,
     Execution,
@@ -52,8 +53,9 @@ from flowexec.store.commands import (
     StatusWrite,
 )
 from flowexec.store.cursors import PagePosition, page_cursor
+from flowexec.store.event_log import EventLogFacade
+from flowexec.store.lifecycle import retry_events, status_write_events
 from flowexec.store.limits import MAX_BATCH
-from flowexec.store.primitives import SqlPrimitives
 from flowexec.store.rows import (
     claim_from_row,
     encode_json,
@@ -68,7 +70,7 @@ from flowexec.store.rows import (
 )
 
 
-class SqlExecutionStore(SqlPrimitives):
+class SqlExecutionStore(EventLogFacade):
     """The `ExecutionStore` contract over backend primitives."""
 
     # ------------------------------------------------------------ executions
@@ -130,17 +132,20 @@ class SqlExecutionStore(SqlPrimitives):
         if not isinstance(params, UpdateExecutionStatusParams):
             raise ValidationError("update_execution_status takes UpdateExecutionStatusParams")
         status = check_status(params.status)
+        sources = checks.status_sources(status, params.expected_status)
+        error_message = check_optional_text(params.error_message, "error_message")
+        error_node_id = (
+            None if params.error_node_id is None
+            else check_id(params.error_node_id, "error_node_id")
+        )
         write = StatusWrite(
             execution_id=check_id(params.execution_id, "execution_id"),
             status=status,
             effect=StatusEffect.of(status),
-            sources=checks.status_sources(status, params.expected_status),
+            sources=sources,
             fence=check_fence(params.worker_id, params.epoch),
-            error_message=check_optional_text(params.error_message, "error_message"),
-            error_node_id=(
-                None if params.error_node_id is None
-                else check_id(params.error_node_id, "error_node_id")
-            ),
+            error_message=error_message,
+            error_node_id=error_node_id,
             started_at=(
                 None if params.started_at is None
                 else check_datetime(params.started_at, "started_at")
@@ -150,6 +155,13 @@ class SqlExecutionStore(SqlPrimitives):
                 else check_datetime(params.completed_at, "completed_at")
             ),
             result_json=encode_json(params.result, "result"),
+            events=status_write_events(
+                status,
+                sources,
+                error_message=error_message,
+                error_node_id=error_node_id,
+                extra=checks.event_details(params.event_data),
+            ),
         )
         if await self._write_status(write):
             if write.effect is StatusEffect.REQUEUE:
@@ -327,18 +339,27 @@ class SqlExecutionStore(SqlPrimitives):
         count_failure: bool = True,
         max_failures: int | None = None,
         error_node_id: str | None = None,
+        event_data: dict[str, JSON] | None = None,
     ) -> Execution:
         fence = checks.required_fence(worker_id, epoch)
+        reason = check_text(reason, "reason")
+        delay_ms = checks.check_backoff_ms(delay_ms, "delay_ms")
         write = RetryWrite(
             execution_id=check_id(execution_id, "execution_id"),
             worker_id=fence[0],
             epoch=fence[1],
-            reason=check_text(reason, "reason"),
-            delay_ms=checks.check_backoff_ms(delay_ms, "delay_ms"),
+            reason=reason,
+            delay_ms=delay_ms,
             count_failure=bool(count_failure),
             max_failures=None if max_failures is None else checks.check_max_failures(max_failures),
             error_node_id=(
                 None if error_node_id is None else check_id(error_node_id, "error_node_id")
+            ),
+            events=retry_events(
+                reason=reason,
+                delay_ms=delay_ms,
+                count_failure=bool(count_failure),
+                extra=checks.event_details(event_data),
             ),
         )
         row = await self._retry(write)

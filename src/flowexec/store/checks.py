@@ -6,10 +6,12 @@ from collections.abc import Sequence
 
 from flowexec.errors import ValidationError
 from flowexec.model import (
+    JSON,
     Completion,
     ExecutionStatus,
     can_transition,
     check_epoch,
+    check_event_data,
     check_fence,
     check_id,
     check_int_range,
@@ -106,3 +108,8 @@ def check_backoff_ms(value: object, name: str) -> int:
 
 def check_lock_id(value: object) -> int:
     return check_int_range(value, "lock_id", MIN_LOCK_ID, MAX_LOCK_ID)
+
+
+def event_details(data: object) -> dict[str, JSON] | None:
+    """Extra fields of a lifecycle event (`event_data`): a JSON object, or None."""
+    return None if data is None else check_event_data(data, "event_data")

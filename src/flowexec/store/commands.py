@@ -7,12 +7,14 @@ backend's `ParamEncoding` (PostgreSQL binds them natively; SQLite as microsecond
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from typing import Any, Protocol
 
 from flowexec.model import ExecutionStatus
+from flowexec.store.lifecycle import EventSpec, completed_event
 
 Params = dict[str, Any]
 Fence = tuple[str, int]
@@ -72,6 +74,11 @@ def fence_params(fence: Fence | None) -> Params:
     }
 
 
+def events_json(events: dict[str, EventSpec] | list[EventSpec]) -> str:
+    """Lifecycle events as statements bind them: JSON text."""
+    return json.dumps(events, separators=(",", ":"))
+
+
 def optional_time(encoding: ParamEncoding, value: datetime | None) -> object:
     return None if value is None else encoding.time(value)
 
@@ -90,6 +97,13 @@ class StatusWrite:
     started_at: datetime | None
     completed_at: datetime | None
     result_json: str | None
+    events: dict[str, EventSpec]
+    """The lifecycle event, keyed by the status the write leaves (store/lifecycle.py)."""
+
+    @property
+    def attempt(self) -> int:
+        """The writer's claim epoch, 0 for a write without a claim."""
+        return 0 if self.fence is None else self.fence[1]
 
     def params(self, encoding: ParamEncoding) -> Params:
         return {
@@ -102,6 +116,8 @@ class StatusWrite:
             "started_at": optional_time(encoding, self.started_at),
             "completed_at": optional_time(encoding, self.completed_at),
             "result": self.result_json,
+            "events": events_json(self.events),
+            "attempt": self.attempt,
         }
 
 
@@ -126,6 +142,7 @@ class CompletionWrite:
             started_at=None,
             completed_at=None,
             result_json=self.result_json,
+            events={ExecutionStatus.RUNNING.value: completed_event()},
         )
 
 
@@ -153,6 +170,8 @@ class RetryWrite:
     count_failure: bool
     max_failures: int | None
     error_node_id: str | None
+    events: dict[str, EventSpec]
+    """The lifecycle event, keyed by the status the retry enters (store/lifecycle.py)."""
 
     def params(self) -> Params:
         return {
@@ -164,6 +183,7 @@ class RetryWrite:
             "increment": 1 if self.count_failure else 0,
             "max_failures": self.max_failures,
             "error_node_id": self.error_node_id,
+            "events": events_json(self.events),
         }
 
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, ClassVar, Protocol
 
 from flowexec.closing import AsyncClosing
-from flowexec.model import DEFAULT_MAX_DEPTH, check_int_range, check_table_prefix
+from flowexec.model import DEFAULT_MAX_DEPTH, EventBatch, check_int_range, check_table_prefix
 from flowexec.policy import RecoveryPolicy
 from flowexec.store.commands import (
     ClaimAndStart,
@@ -169,6 +169,21 @@ class SqlPrimitives(AsyncClosing):
 
     @abstractmethod
     async def _recovery_rows(self, execution_id: str) -> list[Row]: ...
+
+    # ------------------------------------------------------------ the event log
+
+    @abstractmethod
+    async def _event_rows(
+        self, execution_id: str, from_index: int, limit: int, types: list[str] | None
+    ) -> list[Row]:
+        """Events with `idx >= from_index`, by index, at most `limit`."""
+
+    @abstractmethod
+    async def _append_events(self, worker_id: str, batches: list[EventBatch]) -> set[str]:
+        """One transaction: each batch appended if its fence holds; the ids appended."""
+
+    @abstractmethod
+    async def wait_for_events(self, execution_id: str, timeout_s: float) -> None: ...
 
     # ------------------------------------------------------------ operations
 

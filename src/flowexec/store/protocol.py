@@ -15,9 +15,12 @@ from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
 
 from flowexec.model import (
+    JSON,
     Completion,
+    EventBatch,
     Execution,
     ExecutionClaim,
+    ExecutionEvent,
     ExecutionStatus,
     ExecutionTreeNode,
     RecoveryRecord,
@@ -211,12 +214,14 @@ class ExecutionStore(Protocol):
         count_failure: bool = True,
         max_failures: int | None = None,
         error_node_id: str | None = None,
+        event_data: dict[str, JSON] | None = None,
     ) -> Execution:
         """Fenced: end this attempt and put the execution back in the queue after `delay_ms`.
 
         With `count_failure`, `failure_count` goes up by one in SQL; once it reaches
         `max_failures` the execution is `failed` instead. The claim is released in the
-        same transaction.
+        same transaction, which also logs `flow:retrying` (or `flow:failed`) with
+        `event_data` added to its data.
         """
         ...
 
@@ -254,6 +259,27 @@ class ExecutionStore(Protocol):
         ...
 
     async def release_recovery_lock(self, lock_id: int) -> bool: ...
+
+    # ------------------------------------------------------------ the event log
+
+    async def get_events(
+        self,
+        execution_id: str,
+        from_index: int = 0,
+        limit: int = 1000,
+        types: Sequence[str] | None = None,
+    ) -> list[ExecutionEvent]:
+        """Stored events with `index >= from_index` (of `types`, when given), by index."""
+        ...
+
+    async def append_events(self, worker_id: str, batches: Sequence[EventBatch]) -> set[str]:
+        """Append run events (`RUN_EVENT_TYPES`) to many executions in one transaction, each
+        fenced by its batch's epoch; the ids appended. A refused batch writes nothing."""
+        ...
+
+    async def wait_for_events(self, execution_id: str, timeout_s: float) -> None:
+        """Return when the execution may have new events, or after `timeout_s`."""
+        ...
 
     # ------------------------------------------------------------ operations
 

@@ -4,6 +4,8 @@ A backend expires claims, locks the victims and reads them (id, failure count, p
 and worker, the status of what is left of the claim), then applies `recovery_writes` in one
 set-based statement, all in one transaction (docs/architecture.md §6). Why the worker counts as
 dead and what follows are decided here, once; the failure count itself is incremented in SQL.
+Each write carries its lifecycle events (`events`, a JSON list), appended by the same
+transaction.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from flowexec.policy import RecoveryPolicy, dead_worker_reason
-from flowexec.store.commands import Params
+from flowexec.store.commands import Params, events_json
+from flowexec.store.lifecycle import recovery_events
 from flowexec.store.rows import Row
 
 RECOVERY_WRITE_COLUMNS = (
@@ -23,6 +26,7 @@ RECOVERY_WRITE_COLUMNS = (
     "record_reason",
     "previous_status",
     "previous_worker_id",
+    "events",
 )
 
 
@@ -42,6 +46,7 @@ def recovery_writes(policy: RecoveryPolicy, victims: list[Row]) -> list[Params]:
                 "record_reason": outcome.record_reason,
                 "previous_status": victim["previous_status"],
                 "previous_worker_id": victim["previous_worker_id"],
+                "events": events_json(recovery_events(outcome, reason)),
             }
         )
     return writes

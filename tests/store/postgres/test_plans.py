@@ -123,7 +123,8 @@ def test_claim_next_uses_the_runnable_index(loaded: str, postgres_url: str) -> N
 CLAIM_AND_START_TYPES = {
     "worker_id": "text", "timeout_ms": "integer", "limit": "integer", "most": "integer",
     "flow_ids": "text[]", "done_ids": "text[]", "done_epochs": "bigint[]",
-    "done_results": "text[]",
+    "done_results": "text[]", "completed_event": "text", "started_event": "text",
+    "events_channel": "text",
 }
 
 
@@ -141,6 +142,8 @@ def test_claim_and_start_uses_the_runnable_index_and_the_primary_key(
         "worker_id": "w", "timeout_ms": 30_000, "limit": 10, "most": 10 + len(done_ids),
         "done_ids": done_ids, "done_epochs": [1] * len(done_ids),
         "done_results": ['{"ok": true}'] * len(done_ids),
+        "completed_event": '{"type": "flow:completed", "data": {}}',
+        "started_event": '{"type": "flow:started", "data": {}}', "events_channel": "plans",
     }
     if flow_ids is not None:
         params["flow_ids"] = flow_ids

@@ -1,4 +1,7 @@
-"""The LISTEN loop: NOTIFYs on the store's channel become wake-ups of its waiters.
+"""The LISTEN loop: NOTIFYs on the store's channels become wake-ups of its waiters.
+
+One connection per store listens on two channels: new work (wakes `wait_for_work`) and new
+events (the payload names the executions whose subscribers to wake; empty means all).
 
 It is supervised. Whatever ends a listening session, a lost connection or an error nobody
 expected, is logged, the waiters are woken (a NOTIFY may have been missed, so they look at the
@@ -23,10 +26,20 @@ MAX_RESTART_DELAY_S = 5.0
 
 
 class WorkListener:
-    def __init__(self, url: str, channel: str, wake: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        url: str,
+        channel: str,
+        wake: Callable[[], None],
+        *,
+        events_channel: str,
+        on_events: Callable[[str], None],
+    ) -> None:
         self._url = url
         self._channel = channel
         self._wake = wake
+        self._events_channel = events_channel
+        self._on_events = on_events
         self._task: asyncio.Task[None] | None = None
         self._delay_s = FIRST_RESTART_DELAY_S
 
@@ -60,7 +73,7 @@ class WorkListener:
                 log.warning("listener for %s lost its connection: %s", self._channel, exc)
             except Exception:
                 log.exception("listener for %s failed; restarting it", self._channel)
-            self._wake()
+            self._wake_all()
             await asyncio.sleep(self._delay_s)
             self._delay_s = min(self._delay_s * 2, MAX_RESTART_DELAY_S)
 
@@ -69,8 +82,16 @@ class WorkListener:
             self._url, autocommit=True, application_name=self.application_name
         )
         async with conn:
-            await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+            for channel in (self._channel, self._events_channel):
+                await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
             self._delay_s = FIRST_RESTART_DELAY_S
-            self._wake()  # anything sent while we were away
-            async for _ in conn.notifies():
-                self._wake()
+            self._wake_all()  # anything sent while we were away
+            async for notification in conn.notifies():
+                if notification.channel == self._events_channel:
+                    self._on_events(notification.payload)
+                else:
+                    self._wake()
+
+    def _wake_all(self) -> None:
+        self._wake()
+        self._on_events("")

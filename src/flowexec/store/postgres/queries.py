@@ -23,6 +23,23 @@ _RELEASE_CLAIM = """
     FROM done WHERE c.execution_id = done.id AND c.status = 'active'
 """
 
+def notify_events(ids: str) -> str:
+    """At most one NOTIFY for a statement that logged events, and only when someone follows
+    one of those executions (`event_subscribers`, registered by `wait_for_events`): NOTIFY
+    takes a database-wide lock at commit, which a drain nobody watches should not pay for.
+    The payload is the followed execution ids, space-separated, or '' ("look at every
+    execution") when they would not fit NOTIFY's 8000-byte payload."""
+    return f"""(SELECT pg_notify(%(events_channel)s,
+                    CASE WHEN octet_length(joined) <= 7900 THEN joined ELSE '' END)
+              FROM (SELECT string_agg(id, ' ') AS joined FROM ({ids}) AS logged_ids
+                    WHERE EXISTS (
+                        SELECT 1 FROM {{p}}event_subscribers s
+                        WHERE s.execution_id = logged_ids.id AND s.expires_at > now())) AS j
+              WHERE joined IS NOT NULL)"""
+
+
+_NOTIFY_DONE = notify_events("SELECT id FROM done")
+
 INSERT_ROOT = """
     WITH ins AS (
         INSERT INTO {p}executions (
@@ -78,30 +95,53 @@ _FENCE = """
          OR (processing_worker_id = %(fence_worker)s AND claim_epoch = %(fence_epoch)s))
 """
 
-# What every status write ends with: the guard (legal source, fence) and the id it wrote.
-_STATUS_GUARD = f"""
-    WHERE id = %(id)s AND status = ANY(%(sources)s) {_FENCE}
-    RETURNING id
+# Every status write locks its row first (legal source, fence) to learn the status it leaves,
+# which picks its lifecycle event from `events` (store/lifecycle.py), logged by the same
+# statement at the next index.
+_STATUS_PRIOR = f"""
+    prior AS (
+        SELECT id AS prior_id, status AS prior_status FROM {{p}}executions
+        WHERE id = %(id)s AND status = ANY(%(sources)s) {_FENCE}
+        FOR UPDATE
+    )
+"""
+_STATUS_GUARD = """
+        event_count = event_count + 1
+    FROM prior WHERE id = prior.prior_id
+    RETURNING id, event_count - 1 AS event_index, prior.prior_status
+"""
+_STATUS_LOGGED = """
+    logged AS (
+        INSERT INTO {p}execution_events (execution_id, idx, type, at, attempt, data)
+        SELECT id, event_index, ev ->> 'type', now(), %(attempt)s, ev -> 'data'
+        FROM done, LATERAL (SELECT %(events)s::jsonb -> done.prior_status AS ev) AS pick
+    )
 """
 _CLEAR_PROCESSING = "processing_worker_id = NULL, processing_started_at = NULL,"
 
 STATUS_RUN = f"""
-    UPDATE {{p}}executions SET
-        status = 'running',
-        started_at = COALESCE(started_at, %(started_at)s, now()),
-        error_message = COALESCE(%(error_message)s, error_message),
-        error_node_id = COALESCE(%(error_node_id)s, error_node_id),
-        updated_at = now()
-    {_STATUS_GUARD}
+    WITH {_STATUS_PRIOR}, done AS (
+        UPDATE {{p}}executions SET
+            status = 'running',
+            started_at = COALESCE(started_at, %(started_at)s, now()),
+            error_message = COALESCE(%(error_message)s, error_message),
+            error_node_id = COALESCE(%(error_node_id)s, error_node_id),
+            updated_at = now(),
+        {_STATUS_GUARD}
+    ), {_STATUS_LOGGED}
+    SELECT id, {_NOTIFY_DONE} AS events_notified FROM done
 """
 
 STATUS_PAUSE = f"""
-    UPDATE {{p}}executions SET status = 'paused', updated_at = now()
-    {_STATUS_GUARD}
+    WITH {_STATUS_PRIOR}, done AS (
+        UPDATE {{p}}executions SET status = 'paused', updated_at = now(),
+        {_STATUS_GUARD}
+    ), {_STATUS_LOGGED}
+    SELECT id, {_NOTIFY_DONE} AS events_notified FROM done
 """
 
 STATUS_FINISH = f"""
-    WITH done AS (
+    WITH {_STATUS_PRIOR}, done AS (
         UPDATE {{p}}executions SET
             status = %(status)s,
             completed_at = COALESCE(%(completed_at)s, now()),
@@ -109,14 +149,14 @@ STATUS_FINISH = f"""
             error_node_id = %(error_node_id)s,
             result = %(result)s::jsonb,
             {_CLEAR_PROCESSING}
-            updated_at = now()
+            updated_at = now(),
         {_STATUS_GUARD}
-    ), released AS ({_RELEASE_CLAIM})
-    SELECT id FROM done
+    ), released AS ({_RELEASE_CLAIM}), {_STATUS_LOGGED}
+    SELECT id, {_NOTIFY_DONE} AS events_notified FROM done
 """
 
 STATUS_REQUEUE = f"""
-    WITH done AS (
+    WITH {_STATUS_PRIOR}, done AS (
         UPDATE {{p}}executions SET
             status = 'created',
             completed_at = NULL,
@@ -124,10 +164,10 @@ STATUS_REQUEUE = f"""
             error_node_id = COALESCE(%(error_node_id)s, error_node_id),
             available_at = now(),
             {_CLEAR_PROCESSING}
-            updated_at = now()
+            updated_at = now(),
         {_STATUS_GUARD}
-    ), released AS ({_RELEASE_CLAIM})
-    SELECT id, pg_notify(%(channel)s, '') FROM done
+    ), released AS ({_RELEASE_CLAIM}), {_STATUS_LOGGED}
+    SELECT id, pg_notify(%(channel)s, ''), {_NOTIFY_DONE} AS events_notified FROM done
 """
 
 # Aggregates for the whole page in one grouped query over the tree index (docs/architecture.md
@@ -198,14 +238,30 @@ _COMPLETE_RUNS = f"""
         UPDATE {{p}}executions e SET
             status = 'completed', completed_at = now(), error_message = NULL,
             error_node_id = NULL, result = v.result::jsonb, processing_worker_id = NULL,
-            processing_started_at = NULL, updated_at = now()
+            processing_started_at = NULL, updated_at = now(), event_count = e.event_count + 1
         FROM unnest(%(done_ids)s::text[], %(done_epochs)s::bigint[], %(done_results)s::text[])
              AS v (id, epoch, result)
         WHERE e.id = v.id AND e.status = 'running'
           AND e.processing_worker_id = %(worker_id)s AND e.claim_epoch = v.epoch
-        RETURNING e.id
+        RETURNING e.id, e.event_count - 1 AS event_index, v.epoch
     ), done_released AS ({_RELEASE_CLAIM}),
 """
+
+# The lifecycle events of claim_and_start: completed for each completion written, started for
+# each execution started; one NOTIFY for the statement.
+_START_LOGGED = """
+    , logged AS (
+        INSERT INTO {p}execution_events (execution_id, idx, type, at, attempt, data)
+        SELECT id, event_index, %(completed_event)s::jsonb ->> 'type', now(), epoch,
+               %(completed_event)s::jsonb -> 'data'
+        FROM done
+        UNION ALL
+        SELECT id, event_index, %(started_event)s::jsonb ->> 'type', now(), claim_epoch,
+               %(started_event)s::jsonb -> 'data'
+        FROM marked
+    )
+"""
+
 
 
 def _claim(picked: str, takeover: str, *, start: bool = False) -> str:
@@ -219,11 +275,17 @@ def _claim(picked: str, takeover: str, *, start: bool = False) -> str:
     `start` is `claim_and_start`: completions first (`done`), executions marked `running` and
     returned whole, and always one row at least, which carries the completed ids.
     """
-    starting = "status = 'running', started_at = COALESCE(e.started_at, now())," if start else ""
-    returning = f"RETURNING {_E_QUALIFIED}" if start else ""
+    starting = (
+        "status = 'running', started_at = COALESCE(e.started_at, now()), "
+        "event_count = e.event_count + 1,"
+        if start else ""
+    )
+    returning = f"RETURNING {_E_QUALIFIED}, e.event_count - 1 AS event_index" if start else ""
+    notified = notify_events("SELECT id FROM done UNION ALL SELECT id FROM marked")
     result = (
-        """SELECT started.*, finished.completed
-    FROM (SELECT ARRAY(SELECT id FROM done) AS completed) AS finished
+        f"""{_START_LOGGED}
+    SELECT started.*, finished.completed
+    FROM (SELECT ARRAY(SELECT id FROM done) AS completed, {notified} AS notified) AS finished
     LEFT JOIN marked AS started ON true"""
         if start
         else f"SELECT {_CLAIM_COLUMNS} FROM claimed"
@@ -374,12 +436,19 @@ RETRY = f"""
             available_at = now() + make_interval(secs => %(delay_ms)s / 1000.0),
             processing_worker_id = NULL,
             processing_started_at = NULL,
-            updated_at = now()
+            updated_at = now(),
+            event_count = event_count + 1
         WHERE id = %(id)s AND status IN ('running', 'paused')
           AND processing_worker_id = %(worker_id)s AND claim_epoch = %(epoch)s
-        RETURNING {_E}
-    ), released AS ({_RELEASE_CLAIM})
-    SELECT done.*, CASE WHEN done.status = 'created' THEN pg_notify(%(channel)s, '') END AS notified
+        RETURNING {_E}, event_count - 1 AS event_index
+    ), released AS ({_RELEASE_CLAIM}), logged AS (
+        INSERT INTO {{p}}execution_events (execution_id, idx, type, at, attempt, data)
+        SELECT id, event_index, ev ->> 'type', now(), %(epoch)s, ev -> 'data'
+        FROM done, LATERAL (SELECT %(events)s::jsonb -> done.status AS ev) AS pick
+    )
+    SELECT done.*,
+           CASE WHEN done.status = 'created' THEN pg_notify(%(channel)s, '') END AS notified,
+           {_NOTIFY_DONE} AS events_notified
     FROM done
 """
 
@@ -416,17 +485,27 @@ RECOVERY_VICTIMS = f"""
     FOR UPDATE OF e SKIP LOCKED
 """
 
-# One row per victim, as parallel arrays; the failure count itself is incremented here.
-APPLY_RECOVERY = """
+# Lists of events (JSON arrays of {"type", "data"}) logged at the indexes their UPDATE just
+# reserved: `batch` returns `id`, `next_index` (the new event_count) and `events`.
+_LOG_EVENT_LISTS = """
+        INSERT INTO {{p}}execution_events (execution_id, idx, type, at, attempt, data)
+        SELECT b.id, b.next_index - jsonb_array_length(b.events) + x.ord - 1,
+               x.ev ->> 'type', now(), {attempt}, x.ev -> 'data'
+        FROM {batch} AS b, jsonb_array_elements(b.events) WITH ORDINALITY AS x (ev, ord)
+"""
+
+# One row per victim, as parallel arrays; the failure count itself is incremented here, and
+# the victim's lifecycle events (store/lifecycle.py) are logged by the same statement.
+APPLY_RECOVERY = f"""
     WITH v AS (
         SELECT * FROM unnest(
             %(id)s::text[], %(status)s::text[], %(last_failure_reason)s::text[],
             %(error_message)s::text[], %(backoff_ms)s::bigint[], %(record_reason)s::text[],
-            %(previous_status)s::text[], %(previous_worker_id)s::text[])
+            %(previous_status)s::text[], %(previous_worker_id)s::text[], %(events)s::jsonb[])
         AS v (id, status, last_failure_reason, error_message, backoff_ms, record_reason,
-              previous_status, previous_worker_id)
+              previous_status, previous_worker_id, events)
     ), updated AS (
-        UPDATE {p}executions e SET
+        UPDATE {{p}}executions e SET
             failure_count = e.failure_count + 1,
             last_failure_reason = v.last_failure_reason,
             last_failure_at = now(),
@@ -436,11 +515,12 @@ APPLY_RECOVERY = """
             available_at = now() + make_interval(secs => v.backoff_ms / 1000.0),
             processing_worker_id = NULL,
             processing_started_at = NULL,
-            updated_at = now()
+            updated_at = now(),
+            event_count = e.event_count + jsonb_array_length(v.events)
         FROM v WHERE e.id = v.id
-        RETURNING e.id
-    ), records AS (
-        INSERT INTO {p}execution_recovery (
+        RETURNING e.id, e.event_count AS next_index, v.events
+    ), logged AS ({_LOG_EVENT_LISTS.format(batch="updated", attempt="0")}), records AS (
+        INSERT INTO {{p}}execution_recovery (
             execution_id, recovered_at, recovered_by_worker, recovery_reason,
             previous_status, previous_worker_id)
         SELECT v.id, now(), %(worker_id)s, v.record_reason, v.previous_status,
@@ -448,7 +528,9 @@ APPLY_RECOVERY = """
         FROM v JOIN updated u ON u.id = v.id
         RETURNING *
     )
-    SELECT records.*, pg_notify(%(channel)s, '') AS notified FROM records ORDER BY records.id
+    SELECT records.*, pg_notify(%(channel)s, '') AS notified,
+           {notify_events("SELECT id FROM updated")} AS events_notified
+    FROM records ORDER BY records.id
 """
 
 INSERT_RECOVERY = """
@@ -462,6 +544,44 @@ INSERT_RECOVERY = """
 
 RECOVERY_HISTORY = """
     SELECT * FROM {p}execution_recovery WHERE execution_id = %(id)s ORDER BY recovered_at, id
+"""
+
+# A worker's buffered events, many executions at once, each fenced by its claim.
+APPEND_EVENTS = f"""
+    WITH batch AS (
+        SELECT * FROM unnest(%(ids)s::text[], %(epochs)s::bigint[], %(events)s::jsonb[])
+        AS b (id, epoch, events)
+    ), appended AS (
+        UPDATE {{p}}executions e SET event_count = e.event_count + jsonb_array_length(b.events)
+        FROM batch b
+        WHERE e.id = ANY (%(ids)s::text[]) AND e.id = b.id
+          AND e.processing_worker_id = %(worker_id)s AND e.claim_epoch = b.epoch
+        RETURNING e.id, e.event_count AS next_index, b.events, b.epoch
+    ), logged AS ({_LOG_EVENT_LISTS.format(batch="appended", attempt="b.epoch")})
+    SELECT ARRAY(SELECT id FROM appended) AS appended,
+           {notify_events("SELECT id FROM appended")} AS notified
+"""
+
+_EVENT_COLUMNS = "execution_id, idx, type, at, attempt, data"
+EVENTS_PAGE = f"""
+    SELECT {_EVENT_COLUMNS} FROM {{p}}execution_events
+    WHERE execution_id = %(id)s AND idx >= %(from_index)s
+    ORDER BY idx LIMIT %(limit)s
+"""
+EVENTS_PAGE_OF_TYPES = f"""
+    SELECT {_EVENT_COLUMNS} FROM {{p}}execution_events
+    WHERE execution_id = %(id)s AND idx >= %(from_index)s AND type = ANY(%(types)s)
+    ORDER BY idx LIMIT %(limit)s
+"""
+
+# A subscriber's interest in one execution, so that statements logging its events NOTIFY.
+SUBSCRIBE_EVENTS = """
+    WITH expired AS (
+        DELETE FROM {p}event_subscribers WHERE expires_at < now() - interval '1 minute'
+    )
+    INSERT INTO {p}event_subscribers (execution_id, subscriber, expires_at)
+    VALUES (%(id)s, %(subscriber)s, now() + make_interval(secs => %(ttl_s)s))
+    ON CONFLICT (execution_id, subscriber) DO UPDATE SET expires_at = excluded.expires_at
 """
 
 PURGE = """

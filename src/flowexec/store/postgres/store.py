@@ -16,7 +16,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from flowexec.errors import StoreUnavailable
-from flowexec.model import DEFAULT_MAX_DEPTH
+from flowexec.model import DEFAULT_MAX_DEPTH, EventBatch
 from flowexec.policy import RecoveryPolicy
 from flowexec.store import migrations
 from flowexec.store.base import SqlExecutionStore
@@ -27,9 +27,13 @@ from flowexec.store.commands import (
     RetryWrite,
     RootPageQuery,
     StatusWrite,
+    events_json,
     fence_params,
     statements_by_effect,
 )
+from flowexec.store.event_log import appended_events
+from flowexec.store.event_wakeups import SUBSCRIPTION_TTL_S, EventWakeups, Subscriptions
+from flowexec.store.lifecycle import completed_event, started_event
 from flowexec.store.postgres import queries as Q
 from flowexec.store.postgres.connecting import (
     OPERATIONAL_ERRORS,
@@ -80,6 +84,9 @@ class PostgresExecutionStore(SqlExecutionStore):
         self._url = url
         self._namespace = lock_namespace(self.table_prefix)
         self._channel = f"{self.table_prefix}work"
+        self._events_channel = f"{self.table_prefix}events"
+        self._event_wakeups = EventWakeups()
+        self._subscriptions = Subscriptions()
         self._connect_kwargs = connect_kwargs(url)
         self._pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
             url,
@@ -91,7 +98,13 @@ class PostgresExecutionStore(SqlExecutionStore):
             name=f"flowexec-{self.table_prefix}",
         )
         self._locks = RecoveryLockSession(url, self._connect_kwargs, self._namespace)
-        self._listener = WorkListener(url, self._channel, self._signal_work)
+        self._listener = WorkListener(
+            url,
+            self._channel,
+            self._signal_work,
+            events_channel=self._events_channel,
+            on_events=self._event_wakeups.wake_from_payload,
+        )
 
     @classmethod
     async def open(
@@ -208,7 +221,11 @@ class PostgresExecutionStore(SqlExecutionStore):
         return bool(await self._rows(Q.DELETE_TREE, {"id": id}))
 
     async def _write_status(self, write: StatusWrite) -> bool:
-        params = {**write.params(_NATIVE), "channel": self._channel}
+        params = {
+            **write.params(_NATIVE),
+            "channel": self._channel,
+            "events_channel": self._events_channel,
+        }
         return bool(await self._rows(_STATUS_STATEMENTS[write.effect], params))
 
     async def _make_runnable(self, id: str) -> bool:
@@ -257,6 +274,9 @@ class PostgresExecutionStore(SqlExecutionStore):
                 "done_ids": [c.execution_id for c in completions],
                 "done_epochs": [c.epoch for c in completions],
                 "done_results": [c.result_json for c in completions],
+                "completed_event": events_json(completed_event()),
+                "started_event": events_json(started_event(command.worker_id)),
+                "events_channel": self._events_channel,
             },
         )
         completed = set(rows[0]["completed"]) if rows else set()
@@ -298,7 +318,10 @@ class PostgresExecutionStore(SqlExecutionStore):
         return await self._count(Q.SET_FAILURE_INFO, params) > 0
 
     async def _retry(self, write: RetryWrite) -> Row | None:
-        return await self._one(Q.RETRY, {**write.params(), "channel": self._channel})
+        return await self._one(
+            Q.RETRY,
+            {**write.params(), "channel": self._channel, "events_channel": self._events_channel},
+        )
 
     async def _needing_recovery(self, limit: int) -> list[Row]:
         return await self._rows(Q.NEEDING_RECOVERY, {"limit": limit})
@@ -317,6 +340,7 @@ class PostgresExecutionStore(SqlExecutionStore):
                     **as_columns(recovery_writes(policy, victims)),
                     "worker_id": worker_id,
                     "channel": self._channel,
+                    "events_channel": self._events_channel,
                 },
             )
             return await cur.fetchall()
@@ -326,6 +350,48 @@ class PostgresExecutionStore(SqlExecutionStore):
 
     async def _recovery_rows(self, execution_id: str) -> list[Row]:
         return await self._rows(Q.RECOVERY_HISTORY, {"id": execution_id})
+
+    # ------------------------------------------------------------ the event log
+
+    async def _event_rows(
+        self, execution_id: str, from_index: int, limit: int, types: list[str] | None
+    ) -> list[Row]:
+        params = {"id": execution_id, "from_index": from_index, "limit": limit, "types": types}
+        return await self._rows(Q.EVENTS_PAGE if types is None else Q.EVENTS_PAGE_OF_TYPES, params)
+
+    async def _append_events(self, worker_id: str, batches: list[EventBatch]) -> set[str]:
+        entries = appended_events(batches)
+        row = await self._one(
+            Q.APPEND_EVENTS,
+            {
+                "worker_id": worker_id,
+                "ids": [e["id"] for e in entries],
+                "epochs": [e["epoch"] for e in entries],
+                "events": [events_json(e["events"]) for e in entries],
+                "events_channel": self._events_channel,
+            },
+        )
+        assert row is not None, "APPEND_EVENTS always returns one row"
+        return set(row["appended"])
+
+    async def wait_for_events(self, execution_id: str, timeout_s: float) -> None:
+        """Until a NOTIFY names the execution (or any reconnect of the listener), or the
+        timeout, the subscriber's re-read that covers a lost notification.
+
+        Statements NOTIFY only for executions someone follows, so this first registers the
+        interest (renewed every half `SUBSCRIPTION_TTL_S`) and then returns at once: events
+        committed before the registration sent no NOTIFY, and the caller reads again.
+        """
+        self._listener.ensure_running()
+        if self._subscriptions.due(execution_id):
+            await self._rows(
+                Q.SUBSCRIBE_EVENTS,
+                {"id": execution_id, "subscriber": self._subscriptions.subscriber,
+                 "ttl_s": SUBSCRIPTION_TTL_S},
+            )
+            self._subscriptions.renewed(execution_id)
+            return
+        await self._event_wakeups.wait(execution_id, timeout_s)
 
     # ------------------------------------------------------------ waking workers
 

@@ -413,6 +413,38 @@ RECOVERY_HISTORY = """
     SELECT * FROM {p}execution_recovery WHERE execution_id = :id ORDER BY recovered_at, id
 """
 
+# ------------------------------------------------------------------ the event log
+
+# Reserve `:n` indexes on the execution row: the new event_count is one past the last of them.
+# The write lock of BEGIN IMMEDIATE makes the indexes gapless.
+RESERVE_EVENTS = """
+    UPDATE {p}executions SET event_count = event_count + :n WHERE id = :id
+    RETURNING event_count
+"""
+RESERVE_EVENTS_FENCED = """
+    UPDATE {p}executions SET event_count = event_count + :n
+    WHERE id = :id AND processing_worker_id = :worker_id AND claim_epoch = :epoch
+    RETURNING event_count
+"""
+INSERT_EVENT = """
+    INSERT INTO {p}execution_events (execution_id, idx, type, at, attempt, data)
+    VALUES (:id, :idx, :type, :now, :attempt, :data)
+"""
+PRIOR_STATUS = "SELECT status FROM {p}executions WHERE id = :id"
+
+_EVENT_COLUMNS = "execution_id, idx, type, at, attempt, data"
+EVENTS_PAGE = f"""
+    SELECT {_EVENT_COLUMNS} FROM {{p}}execution_events
+    WHERE execution_id = :id AND idx >= :from_index
+    ORDER BY idx LIMIT :limit
+"""
+EVENTS_PAGE_OF_TYPES = f"""
+    SELECT {_EVENT_COLUMNS} FROM {{p}}execution_events
+    WHERE execution_id = :id AND idx >= :from_index
+      AND type IN (SELECT value FROM json_each(:types))
+    ORDER BY idx LIMIT :limit
+"""
+
 # ------------------------------------------------------------------ operations
 
 PURGE_ROOTS = """

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from flowexec.model import DEFAULT_MAX_DEPTH
+from flowexec.model import DEFAULT_MAX_DEPTH, EventBatch
 from flowexec.policy import RecoveryPolicy
 from flowexec.store import migrations
 from flowexec.store.base import SqlExecutionStore
@@ -30,11 +30,14 @@ from flowexec.store.commands import (
     fence_params,
     statements_by_effect,
 )
+from flowexec.store.event_log import appended_events
+from flowexec.store.lifecycle import started_event
 from flowexec.store.recovery import recovery_writes
 from flowexec.store.rows import Row
 from flowexec.store.sqlite import queries as Q
 from flowexec.store.sqlite.codec import SQLITE_ENCODING, from_micros, split_statements, to_micros
 from flowexec.store.sqlite.connection import SqliteConnection
+from flowexec.store.sqlite.event_log import log_events
 from flowexec.store.sqlite.locks import RecoveryFileLocks
 from flowexec.store.sqlite.options import SqliteOptions
 from flowexec.store.urls import parse_sqlite_url
@@ -179,12 +182,16 @@ class SqliteExecutionStore(SqlExecutionStore):
         return await self._db.write(lambda conn, now: self._apply_status(conn, now, write))
 
     def _apply_status(self, conn: sqlite3.Connection, now: int, write: StatusWrite) -> bool:
-        """One status write inside the caller's transaction; True if it was made."""
+        """One status write and its lifecycle event inside the caller's transaction; True if
+        it was made."""
+        prior = self._rows(conn, Q.PRIOR_STATUS, {"id": write.execution_id})
         params = {**write.params(SQLITE_ENCODING), "now": now}
-        if not self._rows(conn, _STATUS_STATEMENTS[write.effect], params):
+        if not prior or not self._rows(conn, _STATUS_STATEMENTS[write.effect], params):
             return False
         if write.effect.releases_claim:
             conn.execute(self._sql(Q.RELEASE_CLAIM), {"id": write.execution_id})
+        event = write.events[prior[0]["status"]]
+        log_events(conn, self._sql, now, write.execution_id, write.attempt, [event])
         return True
 
     async def _make_runnable(self, id: str) -> bool:
@@ -280,7 +287,11 @@ class SqliteExecutionStore(SqlExecutionStore):
             if not claims:
                 return [], completed
             ids = json.dumps([c["execution_id"] for c in claims])
-            return self._rows(conn, Q.START_CLAIMED, {"ids": ids, "now": now}), completed
+            started = self._rows(conn, Q.START_CLAIMED, {"ids": ids, "now": now})
+            event = started_event(command.worker_id)
+            for row in started:
+                log_events(conn, self._sql, now, row["id"], int(row["claim_epoch"]), [event])
+            return started, completed
 
         return await self._db.write(body)
 
@@ -328,6 +339,8 @@ class SqliteExecutionStore(SqlExecutionStore):
             if not rows:
                 return None
             conn.execute(self._sql(Q.RELEASE_CLAIM), {"id": write.execution_id})
+            event = write.events[rows[0]["status"]]
+            log_events(conn, self._sql, now, write.execution_id, write.epoch, [event])
             return rows[0]
 
         return await self._db.write(body)
@@ -344,8 +357,11 @@ class SqliteExecutionStore(SqlExecutionStore):
             )
             if not victims:
                 return []
-            writes = json.dumps(recovery_writes(policy, victims))
+            applied = recovery_writes(policy, victims)
+            writes = json.dumps(applied)
             conn.execute(self._sql(Q.APPLY_RECOVERY), {"writes": writes, "now": now})
+            for write in applied:
+                log_events(conn, self._sql, now, write["id"], 0, json.loads(write["events"]))
             params = {"writes": writes, "now": now, "worker_id": worker_id}
             return sorted(self._rows(conn, Q.RECORD_RECOVERIES, params), key=lambda r: r["id"])
 
@@ -357,6 +373,38 @@ class SqliteExecutionStore(SqlExecutionStore):
 
     async def _recovery_rows(self, execution_id: str) -> list[Row]:
         return await self._read_rows(Q.RECOVERY_HISTORY, {"id": execution_id})
+
+    # ------------------------------------------------------------ the event log
+
+    async def _event_rows(
+        self, execution_id: str, from_index: int, limit: int, types: list[str] | None
+    ) -> list[Row]:
+        params = {
+            "id": execution_id,
+            "from_index": from_index,
+            "limit": limit,
+            "types": None if types is None else json.dumps(types),
+        }
+        statement = Q.EVENTS_PAGE if types is None else Q.EVENTS_PAGE_OF_TYPES
+        return await self._read_rows(statement, params)
+
+    async def _append_events(self, worker_id: str, batches: list[EventBatch]) -> set[str]:
+        entries = appended_events(batches)
+
+        def body(conn: sqlite3.Connection, now: int) -> set[str]:
+            return {
+                e["id"]
+                for e in entries
+                if log_events(
+                    conn, self._sql, now, e["id"], e["epoch"], e["events"], fence_worker=worker_id
+                )
+            }
+
+        return await self._db.write(body)
+
+    async def wait_for_events(self, execution_id: str, timeout_s: float) -> None:
+        """SQLite has no NOTIFY: the subscriber re-reads every `commit_poll_interval_s`."""
+        await asyncio.sleep(min(max(float(timeout_s), 0.0), self._options.commit_poll_interval_s))
 
     # ------------------------------------------------------------ waking workers
 
