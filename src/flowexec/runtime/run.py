@@ -34,12 +34,13 @@ from flowexec.errors import (
 )
 from flowexec.model import (
     JSON,
-    MAX_REASON_LENGTH,
+    MAX_JSON_BYTES,
     Completion,
     Execution,
     ExecutionStatus,
     StartedExecution,
     check_json,
+    storable_text,
 )
 from flowexec.policy import Backoff
 from flowexec.runtime.completions import CompletionQueue
@@ -288,6 +289,8 @@ class ExecutionRun:
     def _fail(
         self, message: str, node_id: str | None
     ) -> tuple[Callable[[], Awaitable[Any]], Callable[[], None]]:
+        message = storable_text(message, MAX_JSON_BYTES)
+
         async def write() -> None:
             await self.lease.set_status(
                 ExecutionStatus.FAILED, error_message=message, error_node_id=node_id
@@ -374,4 +377,4 @@ def _describe_error(error: BaseException, node_id: str | None) -> str:
     what = type(error).__name__ + (f": {text}" if text else "")
     if node_id is not None and not isinstance(error, FlowTimeout):
         what = f"node {node_id!r} raised {what}"
-    return what[:MAX_REASON_LENGTH]
+    return storable_text(what)

@@ -16,7 +16,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from flowexec.errors import StoreUnavailable
-from flowexec.model import DEFAULT_MAX_DEPTH
+from flowexec.model import DEFAULT_MAX_DEPTH, check_positive
 from flowexec.policy import RecoveryPolicy
 from flowexec.store import migrations
 from flowexec.store.base import SqlExecutionStore
@@ -331,6 +331,7 @@ class PostgresExecutionStore(SqlExecutionStore):
     # ------------------------------------------------------------ waking workers
 
     async def wait_for_work(self, timeout_s: float) -> None:
+        check_positive(timeout_s, "timeout_s", allow_zero=True)
         self._listener.ensure_running()
         await self._wait_local(timeout_s)
 

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from flowexec.model import DEFAULT_MAX_DEPTH
+from flowexec.model import DEFAULT_MAX_DEPTH, check_positive
 from flowexec.policy import RecoveryPolicy
 from flowexec.store import migrations
 from flowexec.store.base import SqlExecutionStore
@@ -370,7 +370,7 @@ class SqliteExecutionStore(SqlExecutionStore):
         up for other commits does so at most once per poll interval.
         """
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + max(float(timeout_s), 0.0)
+        deadline = loop.time() + check_positive(timeout_s, "timeout_s", allow_zero=True)
         seen = self._db.data_version
         while True:
             remaining = deadline - loop.time()
