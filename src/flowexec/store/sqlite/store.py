@@ -70,12 +70,18 @@ class SqliteExecutionStore(SqlExecutionStore):
         store = cls(url, **options)
         try:
             await store._db.open()
-            if migrate:
+            if migrate and not store.read_only:
                 await store.migrate()
         except BaseException:
             await store.close()
             raise
         return store
+
+    @property
+    def read_only(self) -> bool:
+        """The file may only be read by this process: inspecting works, writes are refused,
+        and opening it applies no migrations."""
+        return self._db.read_only
 
     @property
     def path(self) -> Path | None:
