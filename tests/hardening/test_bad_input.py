@@ -1,5 +1,5 @@
-"""Bad input through the store API on both backends: every refusal is a typed error from
-`flowexec.errors`, and every table is unchanged byte for byte afterwards.
+"""Bad input through the store API, the Client and the CLI on both backends: every refusal is
+a typed error from `flowexec.errors`, and every table is unchanged byte for byte afterwards.
 
 Hypothesis draws the values: text with NUL characters and lone surrogates, NaN and
 infinities, types JSON does not have, integers too long to write, nesting past the limit,
@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
 from flowexec import (
     Completion,
@@ -27,7 +28,9 @@ from flowexec import (
     new_execution,
     open_store,
 )
+from flowexec.cli import app
 from flowexec.model import MAX_ID_LENGTH, MAX_JSON_DEPTH, Execution
+from flowexec.runtime import Client
 from flowexec.store.protocol import ExecutionStore
 from tests.conftest import drop_prefixed_tables
 
@@ -233,3 +236,55 @@ def test_messages_never_quote_the_payload(harness: Harness) -> None:
         assert secret not in str(error) and "api_key" not in str(error)
     error = harness.assert_refused(lambda s: TEXT_WRITES["error_message"](s, secret + "\x00"))
     assert secret not in str(error)
+
+
+CLIENT_CALLS: dict[str, Callable[[Client, Seeded, Any], Awaitable[Any]]] = {
+    "integration": lambda c, s, bad: c.create("bad-input", owner_id="o", integration={"k": bad}),
+    "event payload": lambda c, s, bad: c.create(
+        "bad-input", owner_id="o", events=[{"event_name": "e", "payload": bad}]
+    ),
+}
+
+
+@EXAMPLES
+@given(bad=bad_json, call=st.sampled_from(sorted(CLIENT_CALLS)))
+def test_the_client_refuses_bad_json_before_any_write(
+    harness: Harness, bad: Any, call: str
+) -> None:
+    client = Client(harness.seeded.store)
+    error = harness.assert_refused(lambda s: CLIENT_CALLS[call](client, s, bad))
+    assert isinstance(error, ValidationError), error
+
+
+@EXAMPLES
+@given(bad=bad_text)
+def test_the_client_refuses_unstorable_reasons_and_owners(harness: Harness, bad: str) -> None:
+    client = Client(harness.seeded.store)
+    harness.assert_refused(lambda s: client.stop(s.running.id, reason=bad))
+    harness.assert_refused(lambda s: client.create("bad-input", owner_id=bad))
+
+
+CLI_BAD_INPUTS = [
+    ["submit", "bad-input", "--owner", "o", "--integration", '{"k": "nul\\u0000"}'],
+    ["submit", "bad-input", "--owner", "o", "--integration", '{"k": "\\udfff"}'],
+    ["submit", "bad-input", "--owner", "o", "--integration", "[" * 3000 + "]" * 3000],
+    ["submit", "bad-input", "--owner", "o", "--event", 'e={"n": NaN}'],
+    ["submit", "bad-input", "--owner", "bad\udcff"],
+    ["stop", "bad\udcff"],
+    ["stop", "RUNNING", "--reason", "r\x00"],
+    ["pause", "a\x00b"],
+]
+
+
+@pytest.mark.parametrize("args", CLI_BAD_INPUTS, ids=range(len(CLI_BAD_INPUTS)))
+def test_the_cli_refuses_bad_input_before_any_write(harness: Harness, args: list[str]) -> None:
+    args = [harness.seeded.running.id if a == "RUNNING" else a for a in args]
+    before = snapshot(harness.url, harness.prefix)
+    result = CliRunner().invoke(
+        app,
+        ["--database-url", harness.url, "--table-prefix", harness.prefix, *args],
+        env={"FLOWEXEC_DATABASE_URL": None, "NO_COLOR": "1"},
+    )
+    assert result.exit_code == 2, (result.stdout, result.stderr, result.exception)
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert snapshot(harness.url, harness.prefix) == before

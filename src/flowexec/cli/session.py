@@ -159,6 +159,8 @@ def parse_json(text: str, option: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise UsageError(f"{option} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise UsageError(f"{option} nests arrays and objects too deeply") from None
 
 
 def parse_json_object(text: str, option: str) -> dict[str, Any]:
