@@ -1,25 +1,79 @@
-"""The `flowexec` command: global options, and every command registered in one place."""
+"""The `flowexec` command: global options, and every command registered in one place.
+
+Commands are loaded when they are called (or listed by `--help`): `flowexec ls` never
+imports the worker, and `flowexec --version` imports no command at all.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+import importlib
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
+from typer.exceptions import TyperException
 
-from flowexec import __version__
-from flowexec.cli import (
-    demo_command,
-    events_command,
-    inspect_commands,
-    lifecycle_commands,
-    operate_commands,
-    worker_command,
-)
 from flowexec.cli.logs import configure_cli_logging
-from flowexec.cli.session import EXIT_BAD_INPUT, Settings, fail
+from flowexec.cli.session import EXIT_BAD_INPUT, EXIT_FAILED, Settings, fail, one_line
 from flowexec.errors import ValidationError
 from flowexec.model import DEFAULT_TABLE_PREFIX, check_table_prefix
-from flowexec.store.urls import DEFAULT_URL
+from flowexec.store.urls import DEFAULT_URL, redact
+from flowexec.version import __version__
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "migrate": ("flowexec.cli.operate_commands", "migrate"),
+    "worker": ("flowexec.cli.worker_command", "worker"),
+    "recover": ("flowexec.cli.operate_commands", "recover"),
+    "submit": ("flowexec.cli.lifecycle_commands", "submit"),
+    "start": ("flowexec.cli.lifecycle_commands", "start"),
+    "stop": ("flowexec.cli.lifecycle_commands", "stop"),
+    "pause": ("flowexec.cli.lifecycle_commands", "pause"),
+    "resume": ("flowexec.cli.lifecycle_commands", "resume"),
+    "ls": ("flowexec.cli.inspect_commands", "list_roots"),
+    "show": ("flowexec.cli.inspect_commands", "show_execution"),
+    "tree": ("flowexec.cli.inspect_commands", "show_tree"),
+    "events": ("flowexec.cli.events_command", "events"),
+    "claims": ("flowexec.cli.inspect_commands", "list_claims"),
+    "stats": ("flowexec.cli.inspect_commands", "show_stats"),
+    "demo": ("flowexec.cli.demo_command", "run_demo_command"),
+}
+"""Each command's name, and the module and function that run it: a new command is one line."""
+
+
+CLI_EXCEPTIONS = (typer.Exit, typer.Abort, TyperException)
+"""How the command line itself ends or reports a usage error; these pass through."""
+
+
+class LazyCommands(TyperGroup):
+    """The app's commands, each imported when it is first asked for. An error no command
+    expected is one line on stderr too (passwords hidden), unless `--debug` asks for the
+    traceback."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CLI_EXCEPTIONS:
+            raise
+        except Exception as exc:
+            if isinstance(ctx.obj, Settings) and ctx.obj.debug:
+                raise
+            fail(
+                f"unexpected {type(exc).__name__}: {redact(one_line(exc))} "
+                "(--debug shows the traceback)",
+                EXIT_FAILED,
+            )
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in COMMANDS:
+            return None
+        module_name, function_name = COMMANDS[cmd_name]
+        module = importlib.import_module(module_name)
+        single = typer.Typer(add_completion=False)
+        single.command(cmd_name)(getattr(module, function_name))
+        return typer.main.get_command(single)
 
 EPILOG = (
     "Exit codes: 0 ok; 1 the operation failed (unknown id, illegal transition, a run that "
@@ -27,6 +81,7 @@ EPILOG = (
 )
 
 app = typer.Typer(
+    cls=LazyCommands,
     name="flowexec",
     help="Run flows durably, and look inside the executions they leave.",
     epilog=EPILOG,
@@ -88,23 +143,6 @@ def main_options(
         json_output=json_output,
         debug=debug,
     )
-
-
-app.command("migrate")(operate_commands.migrate)
-app.command("worker")(worker_command.worker)
-app.command("recover")(operate_commands.recover)
-app.command("submit")(lifecycle_commands.submit)
-app.command("start")(lifecycle_commands.start)
-app.command("stop")(lifecycle_commands.stop)
-app.command("pause")(lifecycle_commands.pause)
-app.command("resume")(lifecycle_commands.resume)
-app.command("ls")(inspect_commands.list_roots)
-app.command("show")(inspect_commands.show_execution)
-app.command("tree")(inspect_commands.show_tree)
-app.command("events")(events_command.events)
-app.command("claims")(inspect_commands.list_claims)
-app.command("stats")(inspect_commands.show_stats)
-app.command("demo")(demo_command.run_demo_command)
 
 
 def main() -> None:

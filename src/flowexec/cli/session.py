@@ -98,7 +98,7 @@ def run(settings: Settings, body: Coroutine[Any, Any, T]) -> T:
     except FlowexecError as exc:
         if settings.debug:
             raise
-        fail(_one_line(exc), exit_code_for(exc))
+        fail(one_line(exc), exit_code_for(exc))
     except KeyboardInterrupt:
         if settings.debug:
             raise
@@ -125,7 +125,7 @@ def graceful_signals(request_stop: Callable[[], None]) -> Iterator[None]:
         yield
 
 
-def _one_line(exc: FlowexecError) -> str:
+def one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
@@ -143,7 +143,7 @@ async def opened_store(
         from flowexec.store.urls import parse_sqlite_url  # only SQLite users need it
 
         target = parse_sqlite_url(url)
-        if target.path is not None and not target.path.exists():
+        if not target.exists():
             raise StoreUnavailable(
                 f"there is no SQLite database at {target.path}: run `flowexec migrate` to create it"
             )
@@ -159,6 +159,8 @@ def parse_json(text: str, option: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise UsageError(f"{option} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise UsageError(f"{option} nests arrays and objects too deeply") from None
 
 
 def parse_json_object(text: str, option: str) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from flowexec.model.checks import (
     JSON,
     MAX_ID_LENGTH,
     MAX_JSON_BYTES,
+    MAX_JSON_DEPTH,
     MAX_LIMIT,
     MAX_REASON_LENGTH,
     MAX_TIMEOUT_MS,
@@ -30,6 +31,8 @@ from flowexec.model.checks import (
     check_table_prefix,
     check_text,
     check_timeout_ms,
+    json_normal_form,
+    storable_text,
 )
 from flowexec.model.creation import (
     CROCKFORD_ALPHABET,
@@ -85,6 +88,7 @@ __all__ = [
     "JSON",
     "MAX_ID_LENGTH",
     "MAX_JSON_BYTES",
+    "MAX_JSON_DEPTH",
     "MAX_LIMIT",
     "MAX_REASON_LENGTH",
     "MAX_TIMEOUT_MS",
@@ -130,9 +134,11 @@ __all__ = [
     "check_text",
     "check_timeout_ms",
     "crockford_base32",
+    "json_normal_form",
     "new_execution",
     "new_id",
     "sources_of",
+    "storable_text",
     "trimmed_traceback",
     "utcnow",
 ]

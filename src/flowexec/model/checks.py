@@ -7,8 +7,10 @@ Each check returns the value it accepted (normalised where that helps) or raises
 from __future__ import annotations
 
 import json
+import math
 import re
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from flowexec.errors import ValidationError
@@ -26,9 +28,32 @@ DEFAULT_TREE_NODES = 10_000
 DEFAULT_MAX_DEPTH = 100
 MAX_JSON_BYTES = 1 << 20
 MAX_REASON_LENGTH = 4096
+MAX_JSON_DEPTH = 256
+"""Arrays and objects nested deeper are refused: SQLite's JSON functions stop at 1000 levels,
+and Python's own parser at its recursion limit."""
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_PREFIX = re.compile(r"^[a-z_][a-z0-9_]{0,39}$")
+_PREFIX = re.compile(r"[a-z_][a-z0-9_]{0,39}")
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+"""What neither backend can store the same way: NUL (PostgreSQL's text and jsonb refuse it) and
+lone surrogates (not Unicode, so not UTF-8)."""
+REPLACEMENT_CHARACTER = "\ufffd"
+
+
+def _unstorable_problem(value: str) -> str | None:
+    """What makes `value` unstorable, named without quoting it; None when it is storable."""
+    found = _UNSTORABLE.search(value)
+    if found is None:
+        return None
+    if found.group() == "\x00":
+        return "contains a NUL character"
+    return "contains a lone surrogate (text that is not valid Unicode)"
+
+
+def storable_text(value: str, max_length: int = MAX_REASON_LENGTH) -> str:
+    """A diagnostic the runtime writes (an exception's text): made storable on both backends
+    by replacing NUL and lone surrogates, and cut to `max_length`."""
+    return _UNSTORABLE.sub(REPLACEMENT_CHARACTER, value)[:max_length]
 
 
 def check_id(value: object, name: str) -> str:
@@ -39,9 +64,10 @@ def check_id(value: object, name: str) -> str:
     if len(value) > MAX_ID_LENGTH:
         raise ValidationError(f"{name} is {len(value)} characters; the limit is {MAX_ID_LENGTH}")
     if _CONTROL.search(value) or value != value.strip():
-        raise ValidationError(
-            f"{name} {value!r} must not contain control characters or surrounding spaces"
-        )
+        raise ValidationError(f"{name} must not contain control characters or surrounding spaces")
+    problem = _unstorable_problem(value)
+    if problem is not None:
+        raise ValidationError(f"{name} {problem}")
     return value
 
 
@@ -57,7 +83,9 @@ def check_positive(value: object, name: str, *, allow_zero: bool = False) -> flo
     """A real number above 0 (or at least 0): durations and intervals in seconds."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValidationError(f"{name} must be a number, not {type(value).__name__}")
-    if value < 0 or (value == 0 and not allow_zero) or value != value:
+    if not math.isfinite(value):
+        raise ValidationError(f"{name} must be a finite number, got {value}")
+    if value < 0 or (value == 0 and not allow_zero):
         wanted = "at least 0" if allow_zero else "positive"
         raise ValidationError(f"{name} must be {wanted}, got {value}")
     return float(value)
@@ -77,6 +105,9 @@ def check_text(value: object, name: str, *, max_length: int = MAX_REASON_LENGTH)
         raise ValidationError(f"{name} must be a non-empty string")
     if len(value) > max_length:
         raise ValidationError(f"{name} is {len(value)} characters; the limit is {max_length}")
+    problem = _unstorable_problem(value)
+    if problem is not None:
+        raise ValidationError(f"{name} {problem}")
     return value
 
 
@@ -95,25 +126,85 @@ def check_datetime(value: object, name: str) -> datetime:
 
 
 def check_table_prefix(value: object) -> str:
-    if not isinstance(value, str) or not _PREFIX.match(value):
+    if not isinstance(value, str) or not _PREFIX.fullmatch(value):
         raise ValidationError(
-            f"table_prefix {value!r} must be lower-case letters, digits and underscores, "
+            f"table_prefix {value!r:.60} must be lower-case letters, digits and underscores, "
             "starting with a letter or underscore, at most 40 characters"
         )
     return value
 
 
 def check_json(value: object, name: str) -> str:
-    """Serialise to canonical JSON text; anything that does not round-trip is rejected."""
+    """Serialise to canonical JSON text, after checking that both backends store the value
+    alike (docs/architecture.md §8). Messages name the problem, never the contents."""
+    _check_json_tree(value, name)
     try:
         text = json.dumps(value, allow_nan=False, sort_keys=True, separators=(",", ":"))
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(f"{name} is not JSON-serialisable: {exc}") from None
+    except ValueError:  # an integer beyond Python's digit limit for conversion to text
+        raise ValidationError(
+            f"{name} is not JSON-serialisable: it holds an integer too long to write"
+        ) from None
     if len(text.encode()) > MAX_JSON_BYTES:
         raise ValidationError(f"{name} is larger than {MAX_JSON_BYTES} bytes of JSON")
-    if json.loads(text) != value:
-        raise ValidationError(f"{name} does not survive a JSON round trip (tuples, non-str keys?)")
     return text
+
+
+def _check_json_tree(value: object, name: str) -> None:
+    """Walk the value without recursion, so that deep nesting is a refusal, not a crash."""
+    pending: list[tuple[object, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if item is None or isinstance(item, bool | int):
+            continue
+        if isinstance(item, str):
+            _check_json_string(item, name, "a string")
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                raise ValidationError(
+                    f"{name} is not JSON-serialisable: it holds NaN or an infinite number"
+                )
+        elif isinstance(item, dict | list):
+            if depth >= MAX_JSON_DEPTH:
+                raise ValidationError(
+                    f"{name} nests arrays and objects more than {MAX_JSON_DEPTH} levels deep"
+                )
+            children = item.values() if isinstance(item, dict) else item
+            if isinstance(item, dict):
+                for key in item:
+                    if not isinstance(key, str):
+                        raise ValidationError(
+                            f"{name} is not JSON-serialisable: it has a {type(key).__name__} "
+                            "key, and JSON keys are strings"
+                        )
+                    _check_json_string(key, name, "a key")
+            pending.extend((child, depth + 1) for child in children)
+        else:
+            raise ValidationError(
+                f"{name} is not JSON-serialisable: it holds a {type(item).__name__} (tuples, "
+                "sets, bytes and objects are not JSON)"
+            )
+
+
+def _check_json_string(text: str, name: str, what: str) -> None:
+    problem = _unstorable_problem(text)
+    if problem is not None:
+        raise ValidationError(f"{name}: {what} in it {problem}")
+
+
+def json_normal_form(value: JSON) -> JSON:
+    """The value as both databases compare JSON: numbers by their decimal value, so that
+    `1e23` equals the `100000000000000000000000` PostgreSQL's jsonb gives back for it."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, dict):
+        return {key: json_normal_form(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [json_normal_form(item) for item in value]
+    return value
 
 
 def check_epoch(value: object) -> int:

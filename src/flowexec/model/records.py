@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from flowexec.errors import ValidationError
-from flowexec.model.checks import JSON, check_int_range, check_timeout_ms
+from flowexec.model.checks import JSON, check_int_range, check_timeout_ms, json_normal_form
 from flowexec.model.status import ClaimStatus, ExecutionStatus
 
 
@@ -123,7 +123,9 @@ class Execution:
     result: JSON = None
 
     def content_differences(self, other: Execution) -> list[str]:
-        """Fields a caller chose that differ; timestamps and progress are not content."""
+        """Fields a caller chose that differ; timestamps and progress are not content. JSON is
+        compared in its normal form, so the database's way of writing a number is no difference.
+        """
         names = (
             "flow_id",
             "owner_id",
@@ -131,10 +133,14 @@ class Execution:
             "parent_execution_id",
             "execution_depth",
             "options",
-            "integration",
-            "external_events",
         )
-        return [n for n in names if getattr(self, n) != getattr(other, n)]
+        differences = [n for n in names if getattr(self, n) != getattr(other, n)]
+        differences += [
+            n
+            for n in ("integration", "external_events")
+            if json_normal_form(getattr(self, n)) != json_normal_form(getattr(other, n))
+        ]
+        return differences
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,12 +35,13 @@ from flowexec.errors import (
 )
 from flowexec.model import (
     JSON,
-    MAX_REASON_LENGTH,
+    MAX_JSON_BYTES,
     Completion,
     Execution,
     ExecutionStatus,
     StartedExecution,
     check_json,
+    storable_text,
     trimmed_traceback,
 )
 from flowexec.policy import Backoff
@@ -296,6 +297,8 @@ class ExecutionRun:
     def _fail(
         self, message: str, node_id: str | None, details: dict[str, JSON] | None = None
     ) -> tuple[Callable[[], Awaitable[Any]], Callable[[], None]]:
+        message = storable_text(message, MAX_JSON_BYTES)
+
         async def write() -> None:
             await self.lease.set_status(
                 ExecutionStatus.FAILED,
@@ -404,4 +407,4 @@ def _describe_error(error: BaseException, node_id: str | None) -> str:
     what = type(error).__name__ + (f": {text}" if text else "")
     if node_id is not None and not isinstance(error, FlowTimeout):
         what = f"node {node_id!r} raised {what}"
-    return what[:MAX_REASON_LENGTH]
+    return storable_text(what)

@@ -54,8 +54,9 @@ FORCED_EXIT_TIMEOUT_S = 1.0
 DRAIN_CHECK_S = 0.25
 """How often the drain looks again whether every run left is paused."""
 CLAIM_RETRY_FIRST_S = 0.1
-CLAIM_RETRY_MAX_S = 5.0
-"""A failed claim is tried again after a pause that doubles from the first to the max."""
+CLAIM_RETRY_MAX_S = 1.0
+"""A failed claim is tried again after a pause that doubles from the first to the max: at most
+a second, so that a worker claims again within a second or two after an outage."""
 
 
 def default_worker_id(role: str | None = None) -> str:

@@ -1,5 +1,5 @@
 """Database URLs: which backend one names, the file a SQLite URL names, and how to show a URL
-without its password."""
+(or a libpq connection string, or a driver's error text) without its password."""
 
 from __future__ import annotations
 
@@ -14,11 +14,25 @@ DEFAULT_URL = "sqlite:///flowexec.db"
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 SQLITE_SCHEME = "sqlite"
 
-_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
+_UNUSABLE = re.compile("[\x00\ud800-\udfff]")
+"""NUL, and lone surrogates: command-line bytes that were not UTF-8 arrive as those."""
+HIDDEN = "***"
+_USERINFO_PASSWORD = re.compile(r"(://[^:/?#@\s]*:)[^@\s]*@")
+"""`scheme://user:password@host`: everything up to the last `@` of the URL, to be safe."""
+_KEYWORD_PASSWORD = re.compile(
+    r"""(\b(?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'?|[^\s'][^\s]*|(?=\s|$))""",
+    re.IGNORECASE,
+)
+"""`password=…` and `sslpassword=…`: in a URL's query string, and libpq `key=value` strings
+with quoted or bare values; a bare value is hidden up to the next space (an `&` may be part
+of a password)."""
 
 
-def redact(url: str) -> str:
-    return _PASSWORD.sub(r"\1***@", url)
+def redact(text: str) -> str:
+    """`text` (a URL, a libpq connection string, an error that may quote one) with every
+    password replaced by `***`: the one way flowexec shows connection details."""
+    text = _USERINFO_PASSWORD.sub(rf"\g<1>{HIDDEN}@", text)
+    return _KEYWORD_PASSWORD.sub(rf"\g<1>{HIDDEN}", text)
 
 
 def resolve(url: str | None) -> str:
@@ -27,6 +41,10 @@ def resolve(url: str | None) -> str:
         url = os.environ.get("FLOWEXEC_DATABASE_URL") or DEFAULT_URL
     if not isinstance(url, str) or not url.strip():
         raise ConfigError("the database URL must be a non-empty string")
+    if _UNUSABLE.search(url):
+        raise ConfigError(
+            "the database URL contains a NUL character or bytes that are not valid UTF-8"
+        )
     return url
 
 
@@ -57,6 +75,13 @@ class SqliteTarget:
     @property
     def display(self) -> str:
         return ":memory:" if self.path is None else str(self.path)
+
+    def exists(self) -> bool:
+        """Whether the database is there already (`:memory:` always is)."""
+        try:
+            return self.path is None or self.path.exists()
+        except OSError as exc:  # a name too long for the file system, say
+            raise ConfigError(f"cannot use SQLite database {self.path}: {exc.strerror}") from None
 
 
 def parse_sqlite_url(url: str) -> SqliteTarget:

@@ -6,6 +6,7 @@ listener.py); another holds the recovery locks (store/postgres/locks.py).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,7 +17,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from flowexec.errors import StoreUnavailable
-from flowexec.model import DEFAULT_MAX_DEPTH, EventBatch
+from flowexec.model import DEFAULT_MAX_DEPTH, EventBatch, check_positive
 from flowexec.policy import RecoveryPolicy
 from flowexec.store import migrations
 from flowexec.store.base import SqlExecutionStore
@@ -38,13 +39,16 @@ from flowexec.store.postgres import queries as Q
 from flowexec.store.postgres.connecting import (
     OPERATIONAL_ERRORS,
     Connection,
+    ConnectionPool,
     bad_url,
     connect_kwargs,
+    error_summary,
     failed,
-    first_line,
+    refused,
 )
 from flowexec.store.postgres.listener import WorkListener
 from flowexec.store.postgres.locks import MIGRATION_LOCK_ID, RecoveryLockSession, lock_namespace
+from flowexec.store.postgres.options import PostgresOptions
 from flowexec.store.recovery import as_columns, recovery_writes
 from flowexec.store.rows import Row
 from flowexec.store.urls import redact
@@ -52,7 +56,6 @@ from flowexec.store.urls import redact
 log = logging.getLogger("flowexec.store.postgres")
 
 _STATUS_STATEMENTS = statements_by_effect(Q)
-CONNECT_TIMEOUT_S = 10
 
 
 class NativeEncoding:
@@ -77,10 +80,11 @@ class PostgresExecutionStore(SqlExecutionStore):
         *,
         table_prefix: str = "flowexec_",
         max_depth: int = DEFAULT_MAX_DEPTH,
-        pool_min_size: int = 1,
-        pool_max_size: int = 10,
+        **options: Any,
     ) -> None:
+        """`options`: the fields of `PostgresOptions` (store/postgres/options.py), by name."""
         super().__init__(table_prefix=table_prefix, max_depth=max_depth)
+        self.options = PostgresOptions.from_keywords(options)
         self._url = url
         self._namespace = lock_namespace(self.table_prefix)
         self._channel = f"{self.table_prefix}work"
@@ -88,10 +92,10 @@ class PostgresExecutionStore(SqlExecutionStore):
         self._event_wakeups = EventWakeups()
         self._subscriptions = Subscriptions()
         self._connect_kwargs = connect_kwargs(url)
-        self._pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
+        self._pool: AsyncConnectionPool[Connection] = ConnectionPool(
             url,
-            min_size=pool_min_size,
-            max_size=pool_max_size,
+            min_size=self.options.pool_min_size,
+            max_size=self.options.pool_max_size,
             kwargs=self._connect_kwargs,
             connection_class=psycopg.AsyncConnection[dict[str, Any]],
             open=False,
@@ -112,10 +116,10 @@ class PostgresExecutionStore(SqlExecutionStore):
         url: str,
         *,
         migrate: bool = True,
-        connect_timeout_s: int = CONNECT_TIMEOUT_S,
         **options: Any,
     ) -> PostgresExecutionStore:
         store = cls(url, **options)
+        connect_timeout_s = store.options.connect_timeout_s
         # One direct connection first: a wrong host, port or password fails at once with the
         # server's own reason, where the pool would retry quietly until its timeout.
         try:
@@ -124,10 +128,10 @@ class PostgresExecutionStore(SqlExecutionStore):
             )
         except OPERATIONAL_ERRORS as exc:
             raise StoreUnavailable(
-                f"cannot connect to PostgreSQL at {redact(url)}: {first_line(exc)}"
+                f"cannot connect to PostgreSQL at {redact(url)}: {error_summary(exc)}"
             ) from exc
-        except psycopg.ProgrammingError as exc:  # a conninfo psycopg cannot parse
-            raise bad_url(url, exc) from exc
+        except psycopg.ProgrammingError:  # a conninfo psycopg cannot parse
+            raise bad_url(url) from None
         await probe.close()
         try:
             await store._pool.open(wait=True, timeout=connect_timeout_s)
@@ -162,10 +166,21 @@ class PostgresExecutionStore(SqlExecutionStore):
         except psycopg.errors.ReadOnlySqlTransaction as exc:
             raise StoreUnavailable(
                 f"PostgreSQL at {redact(self._url)} refuses writes (a standby, or read-only "
-                f"mode during a failover): {first_line(exc)}"
+                f"mode during a failover): {error_summary(exc)}"
             ) from exc
         except OPERATIONAL_ERRORS as exc:
+            if isinstance(exc, psycopg.OperationalError):
+                await self._discard_broken_connections()
             raise failed(self._url, exc) from exc
+        except psycopg.Error as exc:  # its text may quote the values: none of it goes on
+            raise refused(self._url, exc) from None
+
+    async def _discard_broken_connections(self) -> None:
+        """After a server restart every idle connection is dead, and each would fail one more
+        statement: test them now, so the next statement gets a live one (docs/architecture.md
+        §7: workers claim again within a second or two)."""
+        with contextlib.suppress(Exception):
+            await self._pool.check()
 
     async def _rows(self, template: str, params: dict[str, Any] | None = None) -> list[Row]:
         async with self._connection() as conn:
@@ -396,6 +411,7 @@ class PostgresExecutionStore(SqlExecutionStore):
     # ------------------------------------------------------------ waking workers
 
     async def wait_for_work(self, timeout_s: float) -> None:
+        check_positive(timeout_s, "timeout_s", allow_zero=True)
         self._listener.ensure_running()
         await self._wait_local(timeout_s)
 

@@ -54,6 +54,9 @@ _UNAVAILABLE_CODES = frozenset(
      SQLITE_PROTOCOL, SQLITE_NOLFS, SQLITE_AUTH, SQLITE_NOTADB}
 )
 
+OWNER_ONLY = 0o600
+"""A new database file's mode; SQLite gives its WAL and shared-memory files the same."""
+
 FIRST_RETRY_S = 0.001
 MAX_RETRY_S = 0.05
 CACHED_STATEMENTS = 256
@@ -94,6 +97,8 @@ class SqliteConnection:
         self._last_now = 0  # the latest clock reading handed out, in microseconds
         self.data_version = 0  # the last PRAGMA data_version seen; others' commits change it
         self.closed = False
+        self.read_only = False
+        """Opened read-only: the file exists and this process may read it but not write it."""
 
     def closed_error(self) -> StoreUnavailable:
         return StoreUnavailable(f"the SQLite store on {self.target.display} is closed")
@@ -140,23 +145,43 @@ class SqliteConnection:
                 f"flowexec needs SQLite {'.'.join(map(str, MIN_SQLITE_VERSION))} or newer; "
                 f"this Python has {sqlite3.sqlite_version}"
             )
-        if self.target.path is not None:
-            _check_path(self.target.path)
-        self._retrying(self._open_connection)
+        path = self.target.path
+        if path is not None:
+            try:
+                self.read_only = _check_path(path)
+                if not self.read_only:
+                    _create_owner_only(path)
+            except OSError as exc:  # a name too long for the file system, say
+                raise ConfigError(
+                    f"cannot open SQLite database {path}: {exc.strerror or exc}"
+                ) from None
+        if not self.read_only:
+            self._retrying(lambda: self._open_connection(None))
+            return
+        try:
+            self._retrying(lambda: self._open_connection("mode=ro"))
+        except StoreUnavailable:
+            # No shared-memory file to read the WAL with, and none may be created here.
+            self._retrying(lambda: self._open_connection("immutable=1"))
 
-    def _open_connection(self) -> None:
-        database = ":memory:" if self.target.path is None else str(self.target.path)
+    def _open_connection(self, read_only_mode: str | None) -> None:
+        """`read_only_mode`: None for a read-write connection, else the URI parameter."""
+        path = self.target.path
+        database = ":memory:" if path is None else str(path)
+        if read_only_mode is not None:
+            database = f"{Path(database).as_uri()}?{read_only_mode}"
         conn = sqlite3.connect(
             database,
             timeout=self._busy_timeout_ms / 1000,
             isolation_level=None,
             check_same_thread=False,  # only the worker thread uses it; close may come late
             cached_statements=CACHED_STATEMENTS,
+            uri=read_only_mode is not None,
         )
         try:
             conn.row_factory = decode_row
             conn.execute("PRAGMA foreign_keys = ON")
-            if self.target.path is not None:
+            if path is not None and read_only_mode is None:
                 mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()["journal_mode"]
                 if str(mode).lower() != "wal":
                     raise StoreUnavailable(
@@ -262,7 +287,18 @@ class SqliteConnection:
         return None
 
 
-def _check_path(path: Path) -> None:
+def _create_owner_only(path: Path) -> None:
+    """Create a missing database file readable and writable by its owner alone, whatever
+    the umask; an existing file keeps the mode its owner gave it."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, OWNER_ONLY)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
+def _check_path(path: Path) -> bool:
+    """Whether the database must be opened read-only; typed errors for unusable paths."""
     parent = path.parent
     if not parent.exists():
         raise ConfigError(
@@ -273,12 +309,13 @@ def _check_path(path: Path) -> None:
     if path.is_dir():
         raise ConfigError(f"cannot open SQLite database {path}: it is a directory")
     if path.exists():
-        if not os.access(path, os.R_OK | os.W_OK):
+        if not os.access(path, os.R_OK):
             raise StoreUnavailable(
-                f"cannot open SQLite database {path}: the file is not readable and "
-                "writable by this process"
+                f"cannot open SQLite database {path}: the file is not readable by this process"
             )
-    elif not os.access(parent, os.W_OK | os.X_OK):
+        return not os.access(path, os.W_OK)
+    if not os.access(parent, os.W_OK | os.X_OK):
         raise StoreUnavailable(
             f"cannot create SQLite database {path}: directory {parent} is not writable"
         )
+    return False

@@ -16,7 +16,7 @@ from pathlib import Path
 from flowexec.errors import StoreUnavailable
 from flowexec.store.urls import SqliteTarget
 
-LOCK_FILE_MODE = 0o644
+LOCK_FILE_MODE = 0o600
 
 
 class RecoveryFileLocks:

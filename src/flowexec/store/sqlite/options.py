@@ -6,19 +6,12 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from flowexec.errors import ConfigError
+from flowexec.store.options import check_int_option, check_option_names, check_seconds_option
 
 SYNCHRONOUS_MODES = ("full", "normal")
 MAX_BUSY_TIMEOUT_MS = 600_000
 MAX_LOCK_TIMEOUT_S = 3600
 MAX_COMMIT_POLL_INTERVAL_S = 60
-SHARED_OPTIONS = ("table_prefix", "max_depth")
-"""Options every store takes, checked by the shared layer."""
-
-
-def _check_seconds(value: object, name: str, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= high:
-        raise ConfigError(f"{name} must be a number in (0, {high:g}], got {value!r}")
-    return float(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,31 +28,18 @@ class SqliteOptions:
     commit_poll_interval_s: float = 0.1
 
     def __post_init__(self) -> None:
-        busy = self.busy_timeout_ms
-        if isinstance(busy, bool) or not isinstance(busy, int) or not (
-            0 <= busy <= MAX_BUSY_TIMEOUT_MS
-        ):
-            raise ConfigError(
-                f"busy_timeout_ms must be an integer 0..{MAX_BUSY_TIMEOUT_MS}, got {busy!r}"
-            )
-        _check_seconds(self.lock_timeout_s, "lock_timeout_s", MAX_LOCK_TIMEOUT_S)
-        _check_seconds(
+        check_int_option(self.busy_timeout_ms, "busy_timeout_ms", 0, MAX_BUSY_TIMEOUT_MS)
+        check_seconds_option(self.lock_timeout_s, "lock_timeout_s", MAX_LOCK_TIMEOUT_S)
+        check_seconds_option(
             self.commit_poll_interval_s, "commit_poll_interval_s", MAX_COMMIT_POLL_INTERVAL_S
         )
         if self.synchronous not in SYNCHRONOUS_MODES:
             raise ConfigError(
-                f"synchronous must be one of {SYNCHRONOUS_MODES}, got {self.synchronous!r}"
+                f"synchronous must be one of {SYNCHRONOUS_MODES}, got {self.synchronous!r:.40}"
             )
 
     @classmethod
     def from_keywords(cls, options: dict[str, Any]) -> SqliteOptions:
         """The options a caller passed by name; `ConfigError` names any the store lacks."""
-        own = {f.name for f in fields(cls)}
-        unknown = sorted(set(options) - own)
-        if unknown:
-            known = sorted(own | set(SHARED_OPTIONS))
-            raise ConfigError(
-                f"the SQLite store does not take {', '.join(unknown)}; "
-                f"its options are {', '.join(known)}"
-            )
+        check_option_names("SQLite", options, {f.name for f in fields(cls)})
         return cls(**options)

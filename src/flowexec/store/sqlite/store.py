@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from flowexec.model import DEFAULT_MAX_DEPTH, EventBatch
+from flowexec.model import DEFAULT_MAX_DEPTH, EventBatch, check_positive
 from flowexec.policy import RecoveryPolicy
 from flowexec.store import migrations
 from flowexec.store.base import SqlExecutionStore
@@ -73,12 +73,18 @@ class SqliteExecutionStore(SqlExecutionStore):
         store = cls(url, **options)
         try:
             await store._db.open()
-            if migrate:
+            if migrate and not store.read_only:
                 await store.migrate()
         except BaseException:
             await store.close()
             raise
         return store
+
+    @property
+    def read_only(self) -> bool:
+        """The file may only be read by this process: inspecting works, writes are refused,
+        and opening it applies no migrations."""
+        return self._db.read_only
 
     @property
     def path(self) -> Path | None:
@@ -418,7 +424,7 @@ class SqliteExecutionStore(SqlExecutionStore):
         up for other commits does so at most once per poll interval.
         """
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + max(float(timeout_s), 0.0)
+        deadline = loop.time() + check_positive(timeout_s, "timeout_s", allow_zero=True)
         seen = self._db.data_version
         while True:
             remaining = deadline - loop.time()
