@@ -4,11 +4,13 @@ tracebacks, batched by the worker; recovery continuing the same index sequence."
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from flowexec import App, ExecutionStatus, FlowContext
+from flowexec.cli.events_command import read_progress
 from flowexec.errors import ValidationError
 from flowexec.model import EventBatch
 from flowexec.runtime.recovery import RecoveryService
@@ -19,6 +21,10 @@ from .helpers import OWNER, running_worker, wait_for_status
 
 RAISING_CALL = 'payload.get("missing")'
 """The call on the line the traceback must show."""
+RAISING_LINE = next(
+    n for n, text in enumerate(Path(__file__).read_text().splitlines(), 1)
+    if text.strip().startswith(RAISING_CALL)
+)
 
 
 def flaky_step(attempt: int) -> None:
@@ -87,10 +93,12 @@ async def test_a_flow_that_raises_leaves_its_traceback_in_the_event_and_the_log(
     [failed] = await store.get_events(execution_id, types=["flow:failed"])
     traceback = str(failed.data["traceback"])
     assert failed.data["type"] == "AttributeError"
-    assert __file__ in traceback and RAISING_CALL in traceback
-    assert "in broken" in traceback
+    where = f'File "{__file__}", line {RAISING_LINE}, in broken'
+    assert where in traceback and RAISING_CALL in traceback
+    shown = await read_progress(store, execution_id)  # what `flowexec show` prints
+    assert shown.traceback == traceback
     logged = "\n".join(r.getMessage() for r in caplog.records)
-    assert __file__ in logged and "AttributeError" in logged
+    assert where in logged and "AttributeError" in logged
 
 
 async def test_a_thousand_nodes_are_recorded_in_a_few_statements(
