@@ -46,8 +46,9 @@ def _sqlite_snapshot(path: str, prefix: str) -> Snapshot:
         ]
         tables: Snapshot = {}
         for name in names:
-            rows = conn.execute(f'SELECT * FROM "{name}" ORDER BY rowid').fetchall()
-            tables[name] = [tuple((type(v).__name__, v) for v in row) for row in rows]
+            rows = conn.execute(f'SELECT * FROM "{name}"').fetchall()  # some have no rowid
+            typed = [tuple((type(v).__name__, v) for v in row) for row in rows]
+            tables[name] = sorted(typed, key=repr)
         return tables
     finally:
         conn.close()

@@ -46,6 +46,8 @@ BAD_ARGUMENTS: dict[str, list[list[str]]] = {
            ["flow", "--after", "not-a-cursor"], ["flow", "--owner", NOT_UTF8]],
     "show": [[NOT_UTF8], ["a\nb"]],
     "tree": [[NOT_UTF8], ["id", "--max-nodes", "-5"]],
+    "events": [[NOT_UTF8], ["id", "--from", "-1"], ["id", "--type", "no:such-type"],
+               ["id", "--type", NOT_UTF8], ["a\x00b", "--follow"]],
     "claims": [["--worker", NOT_UTF8], ["--bogus"]],
     "stats": [["--bogus"], ["extra"]],
     "demo": [["--bogus"], ["--runs", "abc"]],

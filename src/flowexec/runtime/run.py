@@ -390,6 +390,7 @@ def failure_details(error: BaseException) -> dict[str, JSON]:
     traceback (the flow's own frames included), trimmed to the innermost
     `MAX_TRACEBACK_CHARS`."""
     text = "".join(traceback.format_exception(error))
+    text = storable_text(text, len(text))  # it may quote the very value that could not be stored
     return {
         "type": type(error).__name__,
         "traceback": trimmed_traceback(text),
