@@ -10,6 +10,7 @@ of its parent raises `BatchRefused`, which rolls the transaction back for the fa
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -57,10 +58,9 @@ class CreateBatch:
             })
         return rows
 
-    def columns(self, encoding: ParamEncoding) -> dict[str, list[Any]]:
-        """The parameters as one list per column, for a statement that unnests arrays."""
-        rows = self.params(encoding)
-        return {name: [row[name] for row in rows] for name in rows[0]} if rows else {}
+    def json_rows(self, encoding: ParamEncoding) -> str:
+        """The parameters as one JSON array of objects: one bound value for the whole batch."""
+        return json.dumps(self.params(encoding))
 
     def not_inserted(self, inserted: set[str]) -> list[str]:
         return [e.id for e in self.executions if e.id not in inserted]

@@ -63,21 +63,19 @@ INSERT_CHILD = """
     SELECT id, CASE WHEN %(start)s THEN pg_notify(%(channel)s, '') END FROM ins
 """
 
-# create_many: one statement per batch. The tree fields inside the batch were checked in
-# Python; each row's anchor (the stored execution its ancestry in the batch hangs from) is
-# checked and share-locked as INSERT_CHILD checks a parent. Rows go in by id, so that two
-# batches sharing ids wait on each other in one order and never deadlock. One NOTIFY.
+# create_many: one statement per batch, its rows one JSON array of objects named like
+# INSERT_ROOT's parameters (one value to bind; arrays cost a conversion per element and column).
+# The tree fields inside the batch were checked in Python; each row's anchor (the stored
+# execution its ancestry in the batch hangs from) is checked and share-locked as INSERT_CHILD
+# checks a parent. Rows go in by id, so that two batches sharing ids wait on each other in one
+# order and never deadlock. One NOTIFY.
 INSERT_MANY = """
     WITH batch AS (
-        SELECT * FROM unnest(
-            %(id)s::text[], %(flow_id)s::text[], %(owner_id)s::text[],
-            %(root_execution_id)s::text[], %(parent_execution_id)s::text[], %(status)s::text[],
-            %(created_at)s::timestamptz[], %(updated_at)s::timestamptz[],
-            %(execution_depth)s::int[], %(options)s::text[], %(integration)s::text[],
-            %(external_events)s::text[], %(anchor_id)s::text[], %(anchor_depth)s::int[]
-        ) AS b (id, flow_id, owner_id, root_execution_id, parent_execution_id, status,
-                created_at, updated_at, execution_depth, options, integration, external_events,
-                anchor_id, anchor_depth)
+        SELECT * FROM json_to_recordset(%(rows)s::json) AS b (
+            id text, flow_id text, owner_id text, root_execution_id text,
+            parent_execution_id text, status text, created_at timestamptz,
+            updated_at timestamptz, execution_depth int, options text, integration text,
+            external_events text, anchor_id text, anchor_depth int)
     ), anchor AS (
         SELECT id, root_execution_id, execution_depth FROM {p}executions
         WHERE id IN (SELECT anchor_id FROM batch)

@@ -65,6 +65,20 @@ class NativeEncoding:
 _NATIVE = NativeEncoding()
 
 
+class JsonTextEncoding:
+    """Values inside one JSON parameter: datetimes as ISO 8601, which `timestamptz` reads
+    back exactly."""
+
+    def time(self, value: datetime) -> str:
+        return value.isoformat()
+
+    def array(self, values: list[Any]) -> list[Any]:
+        return values
+
+
+_JSON_TEXT = JsonTextEncoding()
+
+
 class PostgresExecutionStore(SqlExecutionStore):
     backend: ClassVar[str] = "postgres"
 
@@ -203,11 +217,7 @@ class PostgresExecutionStore(SqlExecutionStore):
         return bool(await self._rows(statement, full))
 
     async def _insert_executions(self, batch: CreateBatch, *, start: bool) -> set[str]:
-        params = {
-            **batch.columns(_NATIVE),
-            "start": start,
-            "channel": self._channel,
-        }
+        params = {"rows": batch.json_rows(_JSON_TEXT), "start": start, "channel": self._channel}
         async with self._connection() as conn, conn.transaction():
             cur = await conn.execute(self._sql(Q.INSERT_MANY), params)
             row = await cur.fetchone()

@@ -165,7 +165,7 @@ class SqliteExecutionStore(SqlExecutionStore):
         return await self._db.write(body)
 
     async def _insert_executions(self, batch: CreateBatch, *, start: bool) -> set[str]:
-        rows = json.dumps(batch.params(SQLITE_ENCODING))
+        rows = batch.json_rows(SQLITE_ENCODING)
 
         def body(conn: sqlite3.Connection, now: int) -> set[str]:
             params = {"rows": rows, "available_at": now if start else None}
