@@ -1,11 +1,12 @@
 """`create_many`'s batch: checked once for both backends, then settled against what is stored.
 
-A batch is written all or nothing. Inside its transaction a backend inserts every execution
-that is absent and whose ancestry in the batch hangs from nothing (a root) or from a stored
-execution where the batch says (its anchor, as `create` checks a parent); `settle` then
-decides over the rest, before the commit: an id stored with the same content was a safe
-retry, one stored with other content raises `ExecutionExists`, and what was refused for want
-of its parent raises `BatchRefused`, which rolls the transaction back for the facade to say why.
+A batch is written all or nothing (docs/architecture.md §2). Inside its transaction a backend
+inserts every execution that is absent and whose ancestry in the batch hangs from nothing (a
+root) or from a stored execution where the batch says (its anchor, as `create` checks a
+parent); `settle` then decides over the rest, before the commit: an id stored with the same
+content was a safe retry, one stored with other content raises `ExecutionExists`, and what was
+refused for want of its anchor raises `BatchRefused`, which rolls the transaction back for the
+facade to say why.
 """
 
 from __future__ import annotations
