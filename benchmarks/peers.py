@@ -91,8 +91,8 @@ def _tables(libraries: list[Library], figures: dict[str, list[Figures]], size: S
     bulk = _phase(
         f"{TITLE} (a): bulk enqueue {size.jobs:,} jobs in batches of {BATCH:,}", "jobs/s",
         libraries, figures, {"rate": lambda f: f.bulk_per_s},
-        [f"Each library's bulk API, no worker running. flowexec has no bulk create yet: a "
-         f"batch is {BATCH:,} concurrent `client.create` calls.", *common],
+        [f"Each library's bulk API, no worker running; flowexec's is `client.create_many`, "
+         f"one statement per batch of {BATCH:,}.", *common],
     )
     drain = _phase(
         f"{TITLE} (b): drain {size.jobs:,} jobs, one worker process, concurrency "

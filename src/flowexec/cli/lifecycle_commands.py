@@ -7,6 +7,8 @@ the command line as for Python callers, and workers see its stop and pause withi
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
@@ -23,6 +25,7 @@ from flowexec.cli.render import (
     stdout_console,
 )
 from flowexec.cli.session import (
+    EXIT_BAD_INPUT,
     EXIT_FAILED,
     JsonFlag,
     Settings,
@@ -35,8 +38,10 @@ from flowexec.cli.session import (
     settings_of,
     wants_json,
 )
+from flowexec.cli.submit_file import DEFAULT_BATCH_SIZE, submit_lines
 from flowexec.model import Execution, ExecutionStatus, check_id
 from flowexec.runtime import Client
+from flowexec.store.limits import MAX_CREATE_BATCH
 
 StopReason = Annotated[
     str | None, typer.Option("--reason", help="Why; kept as the execution's error_message.")
@@ -58,7 +63,13 @@ def parse_event(text: str) -> dict[str, Any]:
 def submit(
     ctx: typer.Context,
     flow_id: Annotated[str, typer.Argument(help="The flow to run.")],
-    owner: Annotated[str, typer.Option("--owner", help="Who the execution belongs to.")],
+    owner: Annotated[
+        str | None,
+        typer.Option(
+            "--owner",
+            help="Who the execution belongs to; with --from-file, of lines without owner_id.",
+        ),
+    ] = None,
     options: Annotated[
         str | None,
         typer.Option("--options", help='Execution options as JSON, e.g. {"debug": true}.'),
@@ -84,11 +95,38 @@ def submit(
         typer.Option("--app", help="module:app; refuse flow ids this app does not register."),
     ] = None,
     as_json: JsonFlag = False,
+    from_file: Annotated[
+        str | None,
+        typer.Option(
+            "--from-file",
+            metavar="FILE",
+            help="Submit one execution per line of JSON Lines (keys owner_id, options, "
+            "integration, events); - reads stdin.",
+        ),
+    ] = None,
+    batch_size: Annotated[
+        int,
+        typer.Option(
+            "--batch-size", min=1, max=MAX_CREATE_BATCH,
+            help="Lines of --from-file per batch; each batch is written whole or not at all.",
+        ),
+    ] = DEFAULT_BATCH_SIZE,
 ) -> None:
-    """Create a root execution of a flow, runnable at once unless --no-start; with --wait,
-    print its events as they happen until it ends."""
+    """Create a root execution of a flow, runnable at once unless --no-start (or one per line
+    of --from-file, in batches); with --wait, print its events as they happen until it ends."""
     settings = settings_of(ctx)
     json_out = wants_json(ctx, as_json)
+    if from_file is not None:
+        given = [name for name, value in (("--options", options), ("--integration", integration),
+                 ("--event", events), ("--wait", wait)) if value]
+        if given:
+            fail(f"{', '.join(given)} cannot be used with --from-file; each line carries "
+                 "its own options, integration and events", EXIT_BAD_INPUT)
+        _submit_from_file(ctx, flow_id, from_file, owner, not no_start, batch_size, app_spec,
+                          json_out)
+        return
+    if owner is None:
+        fail("submit needs --owner (or --from-file)", EXIT_BAD_INPUT)
 
     async def body() -> Execution:
         parsed_options = None if options is None else parse_json_object(options, "--options")
@@ -123,6 +161,34 @@ def submit(
         _print_outcome(execution, waited=wait)
     if wait and execution.status is not ExecutionStatus.COMPLETED:
         fail(_failure_line(execution), EXIT_FAILED)
+
+
+def _submit_from_file(
+    ctx: typer.Context,
+    flow_id: str,
+    source: str,
+    owner: str | None,
+    start: bool,
+    batch_size: int,
+    app_spec: str | None,
+    json_out: bool,
+) -> None:
+    """Ids one per line as each batch commits; with --json, {"line": N, "id": ...} per line."""
+    settings = settings_of(ctx)
+
+    def show(batch: list[tuple[int, str]]) -> None:
+        for number, execution_id in batch:
+            text = json.dumps({"line": number, "id": execution_id}) if json_out else execution_id
+            sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+
+    async def body() -> None:
+        flows = None if app_spec is None else load_app(app_spec)
+        async with opened_store(settings) as store:
+            await submit_lines(store, flow_id, source, owner=owner, start=start,
+                               batch_size=batch_size, flows=flows, on_batch=show)
+
+    run(settings, body())
 
 
 def _print_outcome(execution: Execution, *, waited: bool) -> None:

@@ -36,6 +36,7 @@ from flowexec.model.checks import (
 )
 from flowexec.model.creation import (
     CROCKFORD_ALPHABET,
+    check_child_of,
     check_new_execution,
     crockford_base32,
     new_execution,
@@ -117,6 +118,7 @@ __all__ = [
     "UpdateExecutionStatusParams",
     "WorkBatch",
     "can_transition",
+    "check_child_of",
     "check_datetime",
     "check_epoch",
     "check_event_data",

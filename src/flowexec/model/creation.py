@@ -131,3 +131,17 @@ def check_new_execution(execution: object, *, max_depth: int = DEFAULT_MAX_DEPTH
     if e.result is not None:
         raise ValidationError("a new execution has no result")
     return e
+
+
+def check_child_of(child: Execution, parent: Execution) -> None:
+    """A child lives in its parent's tree, one level below it."""
+    if parent.root_execution_id != child.root_execution_id:
+        raise ValidationError(
+            f"parent {parent.id!r} belongs to tree {parent.root_execution_id!r}, "
+            f"not to {child.root_execution_id!r}"
+        )
+    if parent.execution_depth + 1 != child.execution_depth:
+        raise ValidationError(
+            f"a child of {parent.id!r} (depth {parent.execution_depth}) has depth "
+            f"{parent.execution_depth + 1}, not {child.execution_depth}"
+        )

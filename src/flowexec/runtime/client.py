@@ -34,6 +34,7 @@ from flowexec.model import (
 )
 from flowexec.runtime.events import FlowEvent, parse_events
 from flowexec.runtime.stores import use_store
+from flowexec.store.checks import check_sequence
 from flowexec.store.protocol import ExecutionStore
 from flowexec.store.subscription import follow_events
 
@@ -94,19 +95,9 @@ class Client(AsyncClosing):
         start: bool = True,
     ) -> str:
         """Create a root execution (runnable at once unless `start=False`); returns its id."""
-        check_id(flow_id, "flow_id")
-        if self._flows is not None and flow_id not in self._flows:
-            raise FlowNotFound(flow_id)
-        if integration is not None and not isinstance(integration, Mapping):
-            raise ValidationError(
-                f"integration must be a dict or None, not {type(integration).__name__}"
-            )
-        execution = new_execution(
-            flow_id,
-            owner_id,
-            options=options,
-            integration=integration,
-            external_events=parse_events(events),
+        self._check_flow(flow_id)
+        execution = _new_root(
+            flow_id, owner_id=owner_id, options=options, integration=integration, events=events
         )
         await self._store.create(execution, start=bool(start))
         log.info(
@@ -115,6 +106,31 @@ class Client(AsyncClosing):
             extra={"execution_id": execution.id, "flow_id": flow_id},
         )
         return execution.id
+
+    async def create_many(
+        self, flow_id: str, items: Sequence[Mapping[str, Any]], *, start: bool = True
+    ) -> list[str]:
+        """Create root executions of one flow in one store batch, all or nothing (at most
+        `MAX_CREATE_BATCH`); returns their ids in the order of `items`.
+
+        Each item holds `create`'s keyword arguments: `owner_id`, and optionally `options`,
+        `integration` and `events`. A bad item raises `InvalidItem`, naming its index.
+        """
+        self._check_flow(flow_id)
+        check_sequence(items, "items must be a sequence of dicts")
+        executions = [_new_item(flow_id, n, item) for n, item in enumerate(items)]
+        await self._store.create_many(executions, start=bool(start))
+        log.info(
+            "created %d executions of %s%s",
+            len(executions), flow_id, "" if start else " (not started)",
+            extra={"flow_id": flow_id},
+        )
+        return [e.id for e in executions]
+
+    def _check_flow(self, flow_id: str) -> None:
+        check_id(flow_id, "flow_id")
+        if self._flows is not None and flow_id not in self._flows:
+            raise FlowNotFound(flow_id)
 
     async def start(self, execution_id: str) -> bool:
         """Make an execution created with `start=False` runnable; False if it already was."""
@@ -222,3 +238,51 @@ class Client(AsyncClosing):
                 execution.error_node_id,
             )
         return execution.result
+
+
+class InvalidItem(ValidationError):
+    """An item of `Client.create_many` that `create` would refuse; nothing was written."""
+
+    def __init__(self, index: int, reason: str) -> None:
+        super().__init__(f"items[{index}]: {reason}")
+        self.index = index
+        self.reason = reason
+
+
+ITEM_KEYS = frozenset({"owner_id", "options", "integration", "events"})
+"""What an item of `Client.create_many` may hold: `create`'s keyword arguments."""
+
+
+def _new_root(
+    flow_id: str,
+    *,
+    owner_id: str,
+    options: ExecutionOptions | Mapping[str, Any] | None = None,
+    integration: Mapping[str, JSON] | None = None,
+    events: Sequence[FlowEvent | Mapping[str, Any]] | None = None,
+) -> Execution:
+    if integration is not None and not isinstance(integration, Mapping):
+        raise ValidationError(
+            f"integration must be a dict or None, not {type(integration).__name__}"
+        )
+    return new_execution(
+        flow_id,
+        owner_id,
+        options=options,
+        integration=integration,
+        external_events=parse_events(events),
+    )
+
+
+def _new_item(flow_id: str, index: int, item: object) -> Execution:
+    if not isinstance(item, Mapping):
+        raise InvalidItem(index, f"an item is a dict, not {type(item).__name__}")
+    unknown = sorted(str(key) for key in set(item) - ITEM_KEYS)
+    if unknown:
+        raise InvalidItem(index, f"unknown keys {unknown}; an item may hold {sorted(ITEM_KEYS)}")
+    if "owner_id" not in item:
+        raise InvalidItem(index, "an item needs an owner_id")
+    try:
+        return _new_root(flow_id, **item)
+    except ValidationError as exc:
+        raise InvalidItem(index, str(exc)) from None

@@ -30,6 +30,7 @@ from flowexec.model import (
     StoreStats,
     UpdateExecutionStatusParams,
     WorkBatch,
+    check_child_of,
     check_datetime,
     check_fence,
     check_id,
@@ -43,6 +44,7 @@ from flowexec.model import (
 )
 from flowexec.policy import DEFAULT_RECOVERY, Backoff, RecoveryPolicy
 from flowexec.store import checks
+from flowexec.store.batches import BatchRefused, check_create_batch
 from flowexec.store.commands import (
     ClaimAndStart,
     Fence,
@@ -95,6 +97,23 @@ class SqlExecutionStore(EventLogFacade):
             return
         await self._explain_refused_insert(e, checked_fence)
 
+    async def create_many(
+        self, executions: Sequence[Execution], *, start: bool = True
+    ) -> set[str]:
+        batch = check_create_batch(executions, max_depth=self.max_depth)
+        if not batch.executions:
+            return set()
+        while True:
+            try:
+                created = await self._insert_executions(batch, start=start)
+            except BatchRefused as refused:
+                for e in refused.refused:  # parents first: the first real cause raises
+                    await self._explain_refused_insert(e, None)
+                continue  # each one was meanwhile created as given, by another caller
+            if created and start:
+                self._signal_work()
+            return created
+
     async def _explain_refused_insert(self, e: Execution, fence: Fence | None) -> None:
         existing = await self.get(e.id)
         if existing is not None:
@@ -107,16 +126,7 @@ class SqlExecutionStore(EventLogFacade):
         if parent_row is None:
             raise ExecutionNotFound(e.parent_execution_id)
         parent = execution_from_row(parent_row)
-        if parent.root_execution_id != e.root_execution_id:
-            raise ValidationError(
-                f"parent {parent.id!r} belongs to tree {parent.root_execution_id!r}, "
-                f"not to {e.root_execution_id!r}"
-            )
-        if parent.execution_depth + 1 != e.execution_depth:
-            raise ValidationError(
-                f"a child of {parent.id!r} (depth {parent.execution_depth}) has depth "
-                f"{parent.execution_depth + 1}, not {e.execution_depth}"
-            )
+        check_child_of(e, parent)
         if fence is not None and not fence_holds(parent_row, fence):
             raise ClaimLost(parent.id, *fence)
         raise ValidationError(f"execution {e.id!r} was refused; its parent changed meanwhile")

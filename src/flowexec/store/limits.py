@@ -14,3 +14,6 @@ MIN_LOCK_ID = 0
 MAX_LOCK_ID = (1 << 31) - 1
 """Recovery lock ids are non-negative 32-bit integers, so a backend may key its own locks
 (the PostgreSQL migration lock) below `MIN_LOCK_ID` without colliding."""
+
+MAX_CREATE_BATCH = 10_000
+"""Most executions one `create_many` writes: one statement's parameters and one transaction."""

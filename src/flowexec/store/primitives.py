@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Protocol
 from flowexec.closing import AsyncClosing
 from flowexec.model import DEFAULT_MAX_DEPTH, EventBatch, check_int_range, check_table_prefix
 from flowexec.policy import RecoveryPolicy
+from flowexec.store.batches import CreateBatch
 from flowexec.store.commands import (
     ClaimAndStart,
     Fence,
@@ -87,6 +88,12 @@ class SqlPrimitives(AsyncClosing):
         self, params: dict[str, Any], *, start: bool, fence: Fence | None
     ) -> bool:
         """Insert if absent and the parent (if any) matches; True if a row was inserted."""
+
+    @abstractmethod
+    async def _insert_executions(self, batch: CreateBatch, *, start: bool) -> set[str]:
+        """One transaction: insert what is absent (children whose parent is in the batch or
+        stored where they say), then let `batch.settle` judge the rest by their stored rows
+        before committing; the ids inserted."""
 
     @abstractmethod
     async def _fetch_execution(self, id: str) -> Row | None:

@@ -82,6 +82,19 @@ class ExecutionStore(Protocol):
         """
         ...
 
+    async def create_many(
+        self, executions: Sequence[Execution], *, start: bool = True
+    ) -> set[str]:
+        """Insert up to `MAX_CREATE_BATCH` new executions in one transaction, all or nothing;
+        runnable at once unless `start=False`. Returns the ids this call inserted.
+
+        Each execution is checked and treated as `create` treats it: an id stored with the
+        same content is left as it is, with other content `ExecutionExists`. An id listed
+        twice counts once with the same content; with other content it is a `ValidationError`.
+        A child's parent may come in the same batch. Any error writes nothing of the batch.
+        """
+        ...
+
     async def get(self, id: str) -> Execution | None: ...
 
     async def delete(self, id: str) -> bool:

@@ -80,7 +80,48 @@ INSERT_CHILD = """
     SELECT id, CASE WHEN %(start)s THEN pg_notify(%(channel)s, '') END FROM ins
 """
 
+# create_many: one statement per batch, its rows one JSON array of objects named like
+# INSERT_ROOT's parameters (one value to bind; arrays cost a conversion per element and column).
+# The tree fields inside the batch were checked in Python; each row's anchor (the stored
+# execution its ancestry in the batch hangs from) is checked and share-locked as INSERT_CHILD
+# checks a parent. Rows go in by id, so that two batches sharing ids wait on each other in one
+# order and never deadlock. One NOTIFY.
+INSERT_MANY = """
+    WITH batch AS (
+        SELECT * FROM json_to_recordset(%(rows)s::json) AS b (
+            id text, flow_id text, owner_id text, root_execution_id text,
+            parent_execution_id text, status text, created_at timestamptz,
+            updated_at timestamptz, execution_depth int, options text, integration text,
+            external_events text, anchor_id text, anchor_depth int)
+    ), anchor AS (
+        SELECT id, root_execution_id, execution_depth FROM {p}executions
+        WHERE id IN (SELECT anchor_id FROM batch)
+        FOR SHARE
+    ), ins AS (
+        INSERT INTO {p}executions (
+            id, flow_id, owner_id, root_execution_id, parent_execution_id, status, created_at,
+            updated_at, execution_depth, options, integration, external_events, available_at)
+        SELECT b.id, b.flow_id, b.owner_id, b.root_execution_id, b.parent_execution_id,
+            b.status, b.created_at, b.updated_at, b.execution_depth, b.options::jsonb,
+            b.integration::jsonb, b.external_events::jsonb, CASE WHEN %(start)s THEN now() END
+        FROM batch b
+        WHERE b.anchor_id IS NULL
+           OR EXISTS (SELECT 1 FROM anchor a
+                      WHERE a.id = b.anchor_id
+                        AND a.root_execution_id = b.root_execution_id
+                        AND a.execution_depth = b.anchor_depth)
+        ORDER BY b.id
+        ON CONFLICT (id) DO NOTHING
+        RETURNING id
+    )
+    SELECT coalesce(array_agg(id), '{}') AS ids,
+           CASE WHEN %(start)s AND count(*) > 0 THEN pg_notify(%(channel)s, '') END AS notified
+    FROM ins
+"""
+
 GET = f"SELECT {_E} FROM {{p}}executions WHERE id = %(id)s"
+
+GET_MANY = f"SELECT {_E} FROM {{p}}executions WHERE id = ANY(%(ids)s)"
 
 DELETE_TREE = "DELETE FROM {p}executions WHERE id = %(id)s RETURNING id"
 

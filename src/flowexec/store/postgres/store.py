@@ -21,6 +21,7 @@ from flowexec.model import DEFAULT_MAX_DEPTH, EventBatch, check_positive
 from flowexec.policy import RecoveryPolicy
 from flowexec.store import migrations
 from flowexec.store.base import SqlExecutionStore
+from flowexec.store.batches import CreateBatch
 from flowexec.store.commands import (
     ClaimAndStart,
     Fence,
@@ -69,6 +70,20 @@ class NativeEncoding:
 
 
 _NATIVE = NativeEncoding()
+
+
+class JsonTextEncoding:
+    """Values inside one JSON parameter: datetimes as ISO 8601, which `timestamptz` reads
+    back exactly."""
+
+    def time(self, value: datetime) -> str:
+        return value.isoformat()
+
+    def array(self, values: list[Any]) -> list[Any]:
+        return values
+
+
+_JSON_TEXT = JsonTextEncoding()
 
 
 class PostgresExecutionStore(SqlExecutionStore):
@@ -228,6 +243,19 @@ class PostgresExecutionStore(SqlExecutionStore):
         full = {**params, "start": start, "channel": self._channel, **fence_params(fence)}
         statement = Q.INSERT_ROOT if params["parent_execution_id"] is None else Q.INSERT_CHILD
         return bool(await self._rows(statement, full))
+
+    async def _insert_executions(self, batch: CreateBatch, *, start: bool) -> set[str]:
+        params = {"rows": batch.json_rows(_JSON_TEXT), "start": start, "channel": self._channel}
+        async with self._connection() as conn, conn.transaction():
+            cur = await conn.execute(self._sql(Q.INSERT_MANY), params)
+            row = await cur.fetchone()
+            assert row is not None, "INSERT_MANY always returns one row"
+            inserted = set(row["ids"])
+            missing = batch.not_inserted(inserted)
+            if missing:
+                cur = await conn.execute(self._sql(Q.GET_MANY), {"ids": missing})
+                batch.settle(inserted, await cur.fetchall())
+            return inserted
 
     async def _fetch_execution(self, id: str) -> Row | None:
         return await self._one(Q.GET, {"id": id})

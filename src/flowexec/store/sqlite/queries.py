@@ -65,7 +65,49 @@ INSERT_CHILD = f"""
     RETURNING id
 """
 
+# create_many: one statement per batch, its rows a JSON array of objects named like INSERT_ROOT's
+# parameters, parents first. The tree fields inside the batch were checked in Python; each
+# row's anchor (the stored execution its ancestry in the batch hangs from) is checked as
+# INSERT_CHILD checks a parent.
+INSERT_MANY = f"""
+    WITH batch AS (
+        SELECT json_extract(value, '$.id') AS id,
+            json_extract(value, '$.flow_id') AS flow_id,
+            json_extract(value, '$.owner_id') AS owner_id,
+            json_extract(value, '$.root_execution_id') AS root_execution_id,
+            json_extract(value, '$.parent_execution_id') AS parent_execution_id,
+            json_extract(value, '$.status') AS status,
+            json_extract(value, '$.created_at') AS created_at,
+            json_extract(value, '$.updated_at') AS updated_at,
+            json_extract(value, '$.execution_depth') AS execution_depth,
+            json_extract(value, '$.options') AS options,
+            json_extract(value, '$.integration') AS integration,
+            json_extract(value, '$.external_events') AS external_events,
+            json_extract(value, '$.anchor_id') AS anchor_id,
+            json_extract(value, '$.anchor_depth') AS anchor_depth,
+            key AS position
+        FROM json_each(:rows)
+    )
+    INSERT INTO {{p}}executions ({_INSERT_COLUMNS})
+    SELECT b.id, b.flow_id, b.owner_id, b.root_execution_id, b.parent_execution_id, b.status,
+        b.created_at, b.updated_at, b.execution_depth, b.options, b.integration,
+        b.external_events, :available_at
+    FROM batch b
+    WHERE b.anchor_id IS NULL
+       OR EXISTS (SELECT 1 FROM {{p}}executions a
+                  WHERE a.id = b.anchor_id
+                    AND a.root_execution_id = b.root_execution_id
+                    AND a.execution_depth = b.anchor_depth)
+    ORDER BY b.position
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id
+"""
+
 GET = f"SELECT {_E} FROM {{p}}executions WHERE id = :id"
+
+GET_MANY = f"""
+    SELECT {_E} FROM {{p}}executions WHERE id IN (SELECT value FROM json_each(:ids))
+"""
 
 # Deepest first: deleting a leaf cascades to its claim and history only, so no delete recurses
 # through the parent foreign key (SQLite caps trigger recursion at 1000 levels).

@@ -20,6 +20,7 @@ from flowexec.model import DEFAULT_MAX_DEPTH, EventBatch, check_positive
 from flowexec.policy import RecoveryPolicy
 from flowexec.store import migrations
 from flowexec.store.base import SqlExecutionStore
+from flowexec.store.batches import CreateBatch
 from flowexec.store.commands import (
     ClaimAndStart,
     Fence,
@@ -169,6 +170,20 @@ class SqliteExecutionStore(SqlExecutionStore):
         def body(conn: sqlite3.Connection, now: int) -> bool:
             values["available_at"] = now if start else None
             return bool(self._rows(conn, statement, values))
+
+        return await self._db.write(body)
+
+    async def _insert_executions(self, batch: CreateBatch, *, start: bool) -> set[str]:
+        rows = batch.json_rows(SQLITE_ENCODING)
+
+        def body(conn: sqlite3.Connection, now: int) -> set[str]:
+            params = {"rows": rows, "available_at": now if start else None}
+            inserted = {r["id"] for r in self._rows(conn, Q.INSERT_MANY, params)}
+            missing = batch.not_inserted(inserted)
+            if missing:
+                stored = self._rows(conn, Q.GET_MANY, {"ids": json.dumps(missing)})
+                batch.settle(inserted, stored)
+            return inserted
 
         return await self._db.write(body)
 
