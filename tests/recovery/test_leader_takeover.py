@@ -67,6 +67,7 @@ async def test_killing_the_recovery_leader_hands_sweeping_to_another_worker(
         orphan_record, orphan_seen_at = await wait_recovered(store, orphan, within=30)
         orphan_s = orphan_seen_at - killed_at
         done = await client.wait(orphan, timeout=30)
+        orphan_events = await store.get_events(orphan)
         codes = [await f.terminate() for f in followers]
     finally:
         stop_processes([leader, *followers])
@@ -89,3 +90,14 @@ async def test_killing_the_recovery_leader_hands_sweeping_to_another_worker(
     assert done.result["attempt"] == 2
     assert done.result["worker"] in {f.worker_id for f in followers}
     assert len(await store.get_recovery_history(orphan)) == 1
+
+    # The killed worker's attempt, the recovery and the new attempt share one gapless log.
+    types = [e.type for e in orphan_events]
+    assert [e.index for e in orphan_events] == list(range(len(orphan_events)))
+    recovered = types.index("execution:recovered")
+    assert types[0] == "flow:started" and types[recovered + 1] == "flow:started"
+    assert types[-1] == "flow:completed" and types.count("flow:started") == 2
+    assert orphan_events[recovered].data.get("reason") == RecoveryReason.EXPIRED_CLAIM
+    first_attempt = orphan_events[0].attempt
+    assert all(e.attempt == first_attempt for e in orphan_events[:recovered])
+    assert all(e.attempt > first_attempt for e in orphan_events[recovered + 1 :])
