@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -80,7 +81,7 @@ async def test_a_url_without_a_database_migrates_nothing(
     """libpq would pick the database named after the user; nobody chose to migrate that."""
     monkeypatch.delenv("PGDATABASE", raising=False)
     prefix = "hardening_nodb_"
-    without_database = postgres_url.rsplit("/", 1)[0]
+    without_database = urlsplit(postgres_url)._replace(path="").geturl()
     try:
         with pytest.raises(ConfigError):
             await open_store(without_database, table_prefix=prefix)
