@@ -45,6 +45,7 @@ from flowexec.model import (
 from flowexec.policy import DEFAULT_RECOVERY, Backoff, RecoveryPolicy
 from flowexec.store import checks
 from flowexec.store.batches import BatchRefused, check_create_batch
+from flowexec.store.checkpoints import CheckpointFacade
 from flowexec.store.commands import (
     ClaimAndStart,
     Fence,
@@ -72,7 +73,7 @@ from flowexec.store.rows import (
 )
 
 
-class SqlExecutionStore(EventLogFacade):
+class SqlExecutionStore(EventLogFacade, CheckpointFacade):
     """The `ExecutionStore` contract over backend primitives."""
 
     # ------------------------------------------------------------ executions

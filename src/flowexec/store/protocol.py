@@ -287,7 +287,14 @@ class ExecutionStore(Protocol):
 
     async def append_events(self, worker_id: str, batches: Sequence[EventBatch]) -> set[str]:
         """Append run events (`RUN_EVENT_TYPES`) to many executions in one transaction, each
-        fenced by its batch's epoch; the ids appended. A refused batch writes nothing."""
+        fenced by its batch's epoch, and record each batch's node checkpoints in the same
+        transaction; the ids appended. A refused batch writes nothing. A node id recorded
+        before keeps its first result."""
+        ...
+
+    async def get_checkpoints(self, execution_id: str) -> dict[str, JSON]:
+        """The recorded results of the execution's completed nodes, by node id ({} for an
+        unknown id)."""
         ...
 
     async def wait_for_events(self, execution_id: str, timeout_s: float) -> None:
