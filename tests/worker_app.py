@@ -39,7 +39,10 @@ app = App()
 
 async def _mark(ctx: FlowContext, kind: str) -> None:
     target, prefix = os.environ[MARKS_ENV], os.environ[PREFIX_ENV]
-    await ctx.node(kind, mark, target, prefix, kind, ctx.execution_id, ctx.worker_id, ctx.attempt)
+    await ctx.node(
+        kind, mark, target, prefix, kind, ctx.execution_id, ctx.worker_id, ctx.attempt,
+        checkpoint=False,  # a mark per run: it counts the runs
+    )
 
 
 def _this_run(ctx: FlowContext) -> dict[str, Any]:
