@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from flowexec import App, ExecutionStatus, FlowContext
+from flowexec import App, ExecutionStatus, ExecutionTimeout, FlowContext
 from flowexec.model import EventBatch
 from flowexec.store.protocol import ExecutionStore
 
-from .helpers import OWNER, running_worker
+from .helpers import OWNER, running_worker, wait_until
 
 
 class Calls:
@@ -164,3 +164,117 @@ async def test_nodes_that_complete_together_are_recorded_in_one_round_trip(
     with_results = [n for n in recorded_per_append if n]
     assert sum(with_results) == 200
     assert len(with_results) <= 3, with_results
+
+
+async def test_a_long_sleep_gives_the_slot_to_other_work_and_resumes_after_it(
+    store: ExecutionStore,
+) -> None:
+    app = App()
+    calls = Calls()
+
+    @app.flow("nap")
+    async def nap(ctx: FlowContext) -> str:
+        await ctx.node("before", calls, "before")
+        await ctx.sleep(2)
+        await ctx.node("after", calls, "after")
+        return "rested"
+
+    @app.flow("quick")
+    async def quick(ctx: FlowContext) -> str:
+        await ctx.sleep(0.01)  # a short sleep just sleeps
+        return "done"
+
+    client = await app.client(store)
+    async with running_worker(app, store, concurrency=1):
+        napping = await client.create("nap", owner_id=OWNER)
+
+        async def asleep_without_a_claim() -> bool:
+            execution = await client.get(napping)
+            return (
+                "sleep#1" in await store.get_checkpoints(napping)
+                and execution.status is ExecutionStatus.CREATED
+                and execution.processing_worker_id is None
+            )
+
+        await wait_until(asleep_without_a_claim, what="the sleep to give the claim back")
+        quick_id = await client.create("quick", owner_id=OWNER)
+        quick_done = await client.wait(quick_id, timeout=10)
+        still_asleep = await client.get(napping)
+        done = await client.wait(napping, timeout=20)
+
+    assert quick_done.status is ExecutionStatus.COMPLETED
+    assert still_asleep.status is ExecutionStatus.CREATED, "the quick one ran during the sleep"
+    assert done.status is ExecutionStatus.COMPLETED and done.result == "rested"
+    assert done.failure_count == 0
+    assert calls.counts == {"before": 1, "after": 1}
+    [slept] = await store.get_events(napping, types=["flow:retrying"])
+    assert slept.data["failure_counted"] is False and slept.data["suspended"] is True
+    assert [e.data["node_id"] for e in await store.get_events(napping, types=["node:replayed"])
+            ] == ["before", "sleep#1"]
+    [quick_ran] = await store.get_events(quick_id, types=["flow:completed"])
+    [woke] = await store.get_events(napping, types=["flow:completed"])
+    assert quick_ran.at < woke.at
+
+
+async def test_waiting_for_children_returns_their_executions_and_client_waits_for_trees(
+    store: ExecutionStore,
+) -> None:
+    app = App()
+
+    @app.flow("parent")
+    async def parent(ctx: FlowContext) -> list[Any]:
+        ids = [await ctx.emit("square", {"n": n}, flow_id="square") for n in range(5)]
+        kids = await ctx.wait_for_children(ids)
+        return [[k.id == i, k.status.value, k.result] for i, k in zip(ids, kids, strict=True)]
+
+    @app.flow("square")
+    async def square(ctx: FlowContext) -> int:
+        assert ctx.event is not None and isinstance(ctx.event.payload, dict)
+        n = int(ctx.event.payload["n"])
+        await ctx.emit("leaf", None, flow_id="leaf", key=f"leaf-{n}")  # a grandchild
+        return n * n
+
+    @app.flow("leaf")
+    async def leaf(ctx: FlowContext) -> None:
+        await asyncio.sleep(0.3)
+
+    client = await app.client(store)
+    async with running_worker(app, store, concurrency=3):
+        execution_id = await client.create("parent", owner_id=OWNER)
+        done = await client.wait(execution_id, timeout=30, tree=True)
+        tree = await store.get_execution_tree(execution_id)
+    assert done.id == execution_id and done.status is ExecutionStatus.COMPLETED
+    assert done.result == [[True, "completed", n * n] for n in range(5)]
+    assert len(tree) == 11
+    assert {n.execution.status for n in tree} == {ExecutionStatus.COMPLETED}
+
+
+async def test_waiting_for_children_checks_its_input_and_times_out(
+    store: ExecutionStore,
+) -> None:
+    app = App()
+    seen: dict[str, str] = {}
+
+    @app.flow("waiter", max_retries=0)
+    async def waiter(ctx: FlowContext) -> None:
+        for name, bad in (("str", "not-a-list"), ("missing", ["no-such-child"])):
+            try:
+                await ctx.wait_for_children(bad)  # type: ignore[arg-type]
+            except Exception as exc:
+                seen[name] = type(exc).__name__
+        child = await ctx.emit("slow", None, flow_id="slow")
+        await ctx.wait_for_children([child], timeout=0.3)
+
+    @app.flow("slow")
+    async def slow(ctx: FlowContext) -> None:
+        await asyncio.sleep(60)
+
+    client = await app.client(store)
+    async with running_worker(app, store, concurrency=2, shutdown_grace_s=0.1):
+        execution_id = await client.create("waiter", owner_id=OWNER)
+        done = await client.wait(execution_id, timeout=20)
+        with pytest.raises(ExecutionTimeout):
+            await client.wait(execution_id, timeout=0.1, tree=True)
+    assert seen == {"str": "ValidationError", "missing": "ExecutionNotFound"}
+    assert done.status is ExecutionStatus.FAILED
+    assert done.error_message is not None and "is still" in done.error_message
