@@ -82,7 +82,8 @@ async def chaos(ctx: FlowContext) -> dict[str, Any]:
 
     Plan: {"sleeps": [seconds, ...], "children": [{"i": n, "sleeps": [...]}, ...]}. The root
     emits its children after its first node, so that a run killed later re-emits them (the
-    store must keep one of each).
+    store must keep one of each). Each sleep is a checkpointed node `work-<n>` that marks
+    each call and returns the attempt that ran it.
     """
     event = ctx.event
     plan = event.payload if event is not None else ctx.integration
@@ -92,7 +93,7 @@ async def chaos(ctx: FlowContext) -> dict[str, Any]:
         for child in plan.get("children", []):
             await ctx.emit("spawn", child)
     for n, seconds in enumerate(plan["sleeps"]):
-        await ctx.node(f"work-{n}", asyncio.sleep, float(seconds))
+        await ctx.node(f"work-{n}", _work, ctx, f"work-{n}", float(seconds))
     await _mark(ctx, "finish")
     return _this_run(ctx)
 
@@ -119,6 +120,12 @@ async def _marked_step(ctx: FlowContext, name: str, hang_on_first: bool = False)
     if hang_on_first and ctx.attempt == 1:
         await asyncio.sleep(300)
     return ctx.attempt
+
+
+async def _work(ctx: FlowContext, name: str, seconds: float) -> int:
+    attempt = await _marked_step(ctx, name)
+    await asyncio.sleep(seconds)
+    return attempt
 
 
 @app.flow(STEPS, max_retries=3)
