@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from flowexec import App, ExecutionStatus, ExecutionTimeout, FlowContext
+from flowexec.cli.events_command import read_progress
 from flowexec.model import EventBatch
 from flowexec.store.protocol import ExecutionStore
 
@@ -67,6 +68,8 @@ async def test_a_retry_replays_completed_nodes_and_runs_the_failed_one_again(
     }
     replayed = await store.get_events(execution_id, types=["node:replayed"])
     assert [(e.data, e.attempt) for e in replayed] == [({"node_id": "reserve"}, 2)]
+    progress = await read_progress(store, execution_id)  # `flowexec show` counts it as done
+    assert progress.summary() == "progress: 3 nodes done; running now: none"
 
 
 async def test_checkpoint_false_runs_nodes_again(store: ExecutionStore) -> None:
