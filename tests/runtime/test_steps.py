@@ -265,6 +265,11 @@ async def test_waiting_for_children_checks_its_input_and_times_out(
                 await ctx.wait_for_children(bad)  # type: ignore[arg-type]
             except Exception as exc:
                 seen[name] = type(exc).__name__
+        for name, seconds in (("nan", float("nan")), ("negative", -1.0), ("eon", 1e15)):
+            try:
+                await ctx.sleep(seconds)
+            except Exception as exc:
+                seen[name] = type(exc).__name__
         child = await ctx.emit("slow", None, flow_id="slow")
         await ctx.wait_for_children([child], timeout=0.3)
 
@@ -278,6 +283,9 @@ async def test_waiting_for_children_checks_its_input_and_times_out(
         done = await client.wait(execution_id, timeout=20)
         with pytest.raises(ExecutionTimeout):
             await client.wait(execution_id, timeout=0.1, tree=True)
-    assert seen == {"str": "ValidationError", "missing": "ExecutionNotFound"}
+    assert seen == {
+        "str": "ValidationError", "missing": "ExecutionNotFound", "nan": "ValidationError",
+        "negative": "ValidationError", "eon": "ValidationError",
+    }
     assert done.status is ExecutionStatus.FAILED
     assert done.error_message is not None and "is still" in done.error_message

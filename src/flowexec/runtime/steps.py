@@ -32,6 +32,8 @@ from flowexec.store.limits import MAX_BACKOFF_MS
 
 DURABLE_SLEEP_AFTER_S = 1.0
 """A sleep longer than this gives the claim back; a shorter one sleeps in place."""
+MAX_STEP_S = 100 * 366 * 24 * 3600.0
+"""The longest sleep or wait timeout taken (a century): later times do not fit a datetime."""
 WAIT_IN_PLACE_S = 1.0
 """How long a wait for children polls while holding its worker slot, before it gives the
 claim back: children that finish quickly cost the parent no re-run."""
@@ -101,7 +103,7 @@ class DurableSteps:
     # ------------------------------------------------------------ sleeping
 
     async def sleep(self, seconds: float) -> None:
-        seconds = check_positive(seconds, "seconds", allow_zero=True)
+        seconds = _check_duration(seconds, "seconds", allow_zero=True)
         if not self.enabled or seconds <= DURABLE_SLEEP_AFTER_S:
             await asyncio.sleep(seconds)
             return
@@ -129,7 +131,7 @@ class DurableSteps:
         if isinstance(child_ids, str) or not isinstance(child_ids, Sequence):
             raise ValidationError("child_ids must be a list of execution ids")
         ids = [check_id(i, "child id") for i in child_ids]
-        timeout_s = None if timeout is None else check_positive(timeout, "timeout")
+        timeout_s = None if timeout is None else _check_duration(timeout, "timeout")
         if not ids:
             return []
         store = self._lease.store
@@ -183,6 +185,13 @@ class DurableSteps:
                 raise ExecutionNotFound(child_id)
             executions.append(execution)
         return executions
+
+
+def _check_duration(value: object, name: str, *, allow_zero: bool = False) -> float:
+    seconds = check_positive(value, name, allow_zero=allow_zero)
+    if seconds > MAX_STEP_S:
+        raise ValidationError(f"{name} must be at most {MAX_STEP_S:g} s (a century), got {value}")
+    return seconds
 
 
 def _recorded_time(recorded: JSON, key: str) -> datetime:
