@@ -4,6 +4,8 @@ execution, and bad input refused with nothing written."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from flowexec.errors import ValidationError
@@ -130,3 +132,22 @@ async def test_deleting_or_purging_an_execution_removes_its_checkpoints(
     assert await set_status(store, purged.id, S.COMPLETED, lease)
     assert await store.purge_finished(await store.now()) == 1
     assert await store.get_checkpoints(purged.id) == {}
+
+
+async def test_a_suspension_requeues_for_later_without_counting_a_failure(
+    store: ExecutionStore,
+) -> None:
+    execution, lease = await start_running(store)
+    before = await store.now()
+    suspended = await store.retry_execution(
+        execution.id, worker_id=WORKER, epoch=lease.epoch, reason="sleeping", delay_ms=60_000,
+        count_failure=True, max_failures=1, suspend=True,
+    )
+    assert suspended.status is S.CREATED and suspended.failure_count == 0
+    assert suspended.last_failure_reason is None and suspended.processing_worker_id is None
+    assert suspended.available_at is not None
+    assert suspended.available_at >= before + timedelta(seconds=59)
+    assert await store.claim_next(OTHER_WORKER, 1_000, limit=1) == [], "not before its time"
+    [event] = (await store.get_events(execution.id))[1:]
+    assert event.type == "flow:suspended"
+    assert event.data == {"message": "sleeping", "delay_ms": 60_000}

@@ -210,8 +210,9 @@ async def test_a_long_sleep_gives_the_slot_to_other_work_and_resumes_after_it(
     assert done.status is ExecutionStatus.COMPLETED and done.result == "rested"
     assert done.failure_count == 0
     assert calls.counts == {"before": 1, "after": 1}
-    [slept] = await store.get_events(napping, types=["flow:retrying"])
-    assert slept.data["failure_counted"] is False and slept.data["suspended"] is True
+    [slept] = await store.get_events(napping, types=["flow:suspended", "flow:retrying"])
+    assert slept.type == "flow:suspended" and slept.data["message"].startswith("sleeping until")
+    assert isinstance(slept.data["delay_ms"], int) and slept.data["delay_ms"] > 1000
     assert [e.data["node_id"] for e in await store.get_events(napping, types=["node:replayed"])
             ] == ["before", "sleep#1"]
     [quick_ran] = await store.get_events(quick_id, types=["flow:completed"])

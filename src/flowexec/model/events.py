@@ -28,6 +28,7 @@ class EventType(StrEnum):
     FLOW_PAUSED = "flow:paused"
     FLOW_RESUMED = "flow:resumed"
     FLOW_REQUEUED = "flow:requeued"
+    FLOW_SUSPENDED = "flow:suspended"
     NODE_STARTED = "node:started"
     NODE_COMPLETED = "node:completed"
     NODE_FAILED = "node:failed"

@@ -99,6 +99,7 @@ class Lease:
         max_failures: int | None = None,
         error_node_id: str | None = None,
         event_data: dict[str, JSON] | None = None,
+        suspend: bool = False,
     ) -> Execution:
         await self.flush_events()
         return await self.store.retry_execution(
@@ -111,6 +112,7 @@ class Lease:
             max_failures=max_failures,
             error_node_id=error_node_id,
             event_data=event_data,
+            suspend=suspend,
         )
 
     async def create_child(self, child: Execution) -> None:

@@ -375,8 +375,7 @@ class ExecutionRun:
             await self.lease.retry(
                 reason=suspended.reason,
                 delay_ms=suspended.delay_ms,
-                count_failure=False,
-                event_data={"suspended": True},
+                suspend=True,
             )
 
         return write, lambda: self.log.info(

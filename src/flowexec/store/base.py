@@ -351,8 +351,10 @@ class SqlExecutionStore(EventLogFacade, CheckpointFacade):
         max_failures: int | None = None,
         error_node_id: str | None = None,
         event_data: dict[str, JSON] | None = None,
+        suspend: bool = False,
     ) -> Execution:
         fence = checks.required_fence(worker_id, epoch)
+        count_failure = bool(count_failure) and not suspend
         reason = check_text(reason, "reason")
         delay_ms = checks.check_backoff_ms(delay_ms, "delay_ms")
         write = RetryWrite(
@@ -371,6 +373,7 @@ class SqlExecutionStore(EventLogFacade, CheckpointFacade):
                 delay_ms=delay_ms,
                 count_failure=bool(count_failure),
                 extra=checks.event_details(event_data),
+                suspend=bool(suspend),
             ),
         )
         row = await self._retry(write)

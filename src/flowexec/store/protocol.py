@@ -228,13 +228,15 @@ class ExecutionStore(Protocol):
         max_failures: int | None = None,
         error_node_id: str | None = None,
         event_data: dict[str, JSON] | None = None,
+        suspend: bool = False,
     ) -> Execution:
         """Fenced: end this attempt and put the execution back in the queue after `delay_ms`.
 
         With `count_failure`, `failure_count` goes up by one in SQL; once it reaches
         `max_failures` the execution is `failed` instead. The claim is released in the
         same transaction, which also logs `flow:retrying` (or `flow:failed`) with
-        `event_data` added to its data.
+        `event_data` added to its data. With `suspend` (a durable sleep or a wait for
+        children) no failure is counted and the event is `flow:suspended`.
         """
         ...
 
