@@ -35,8 +35,8 @@ DURABLE_SLEEP_AFTER_S = 1.0
 MAX_STEP_S = 100 * 366 * 24 * 3600.0
 """The longest sleep or wait timeout taken (a century): later times do not fit a datetime."""
 WAIT_IN_PLACE_S = 1.0
-"""How long a wait for children polls while holding its worker slot, before it gives the
-claim back: children that finish quickly cost the parent no re-run."""
+"""How long a wait for children first polls while holding its worker slot, before it gives
+the claim back: children that finish quickly cost the parent no re-run."""
 WAIT_POLL_S = 0.1
 WAIT_RECHECK_MIN_S = 0.5
 WAIT_RECHECK_MAX_S = 10.0
@@ -146,7 +146,8 @@ class DurableSteps:
                 await self.record(NewEvent(EventType.NODE_STARTED, data), node_id, data)
         deadline = None if timeout_s is None else started_at + timedelta(seconds=timeout_s)
         loop = asyncio.get_running_loop()
-        in_place_until = loop.time() + WAIT_IN_PLACE_S
+        # A re-run comes back to look once: it holds the slot in place only the first time.
+        in_place_until = loop.time() + (0.0 if found else WAIT_IN_PLACE_S)
         pause = WAIT_POLL_S
         while True:
             unfinished = await self._unfinished(ids)
