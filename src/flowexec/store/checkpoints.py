@@ -7,13 +7,11 @@ attempt reads them all in one query when it first needs one.
 
 from __future__ import annotations
 
-from abc import abstractmethod
 from collections.abc import Sequence
 
 from flowexec.errors import ValidationError
 from flowexec.model import JSON, NodeCheckpoint, check_id
 from flowexec.store.primitives import SqlPrimitives
-from flowexec.store.rows import Row
 
 
 def checked_checkpoints(
@@ -40,7 +38,3 @@ class CheckpointFacade(SqlPrimitives):
     async def get_checkpoints(self, execution_id: str) -> dict[str, JSON]:
         check_id(execution_id, "execution_id")
         return {row["node_id"]: row["result"] for row in await self._checkpoint_rows(execution_id)}
-
-    @abstractmethod
-    async def _checkpoint_rows(self, execution_id: str) -> list[Row]:
-        """(`node_id`, `result`) rows of the execution's recorded nodes."""
