@@ -91,7 +91,7 @@ def measure(
 
 
 async def run(ctx: Context) -> list[Table]:
-    count = ctx.scale(20, 3)
+    count = ctx.scale(20, 2)
     prefix = ctx.prefix("steps")
     flows = StepsApp()
     appends: dict[str, list[float]] = {flow_id: [] for _, flow_id in SERIES}
