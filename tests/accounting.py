@@ -93,7 +93,8 @@ def account(
     starts: dict[str, list[Run]] = defaultdict(list)
     finishes: dict[str, list[Run]] = defaultdict(list)
     for kind, execution_id, worker_id, attempt, _ in marks:
-        (starts if kind == "start" else finishes)[execution_id].append((worker_id, attempt))
+        if kind in ("start", "finish"):  # the runs; nodes may mark too (durable steps)
+            (starts if kind == "start" else finishes)[execution_id].append((worker_id, attempt))
     acc.runs_started = sum(len(v) for v in starts.values())
     for execution_id in sorted((starts.keys() | finishes.keys()) - executions.keys()):
         acc.problem(f"runs of {execution_id}, which is not among the executions")

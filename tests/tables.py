@@ -80,6 +80,13 @@ class Tables:
             for r in rows
         }
 
+    async def checkpoints(self) -> dict[tuple[str, str], Any]:
+        """Every recorded node result, by (execution id, node id)."""
+        rows = await self.query(
+            "SELECT execution_id, node_id, result FROM {p}execution_checkpoints"
+        )
+        return {(r[0], r[1]): _json(r[2]) for r in rows}
+
     async def raw_executions(self) -> dict[str, tuple[Any, ...]]:
         """Every column of every execution, exactly as stored."""
         rows = await self.query("SELECT * FROM {p}executions ORDER BY id")

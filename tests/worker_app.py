@@ -29,6 +29,10 @@ TREE = "tree"
 SLEEPER = "sleeper"
 FLOW = "chaos"
 LINGER = "linger"
+STEPS = "steps"
+NAP = "nap"
+PARENT = "parent"
+KID = "kid"
 GHOST = "ghost"
 """A flow no worker registers: its executions are only ever moved by the tests and recovery."""
 MAX_DEPTH = 3
@@ -39,7 +43,10 @@ app = App()
 
 async def _mark(ctx: FlowContext, kind: str) -> None:
     target, prefix = os.environ[MARKS_ENV], os.environ[PREFIX_ENV]
-    await ctx.node(kind, mark, target, prefix, kind, ctx.execution_id, ctx.worker_id, ctx.attempt)
+    await ctx.node(
+        kind, mark, target, prefix, kind, ctx.execution_id, ctx.worker_id, ctx.attempt,
+        checkpoint=False,  # a mark per run: it counts the runs
+    )
 
 
 def _this_run(ctx: FlowContext) -> dict[str, Any]:
@@ -75,7 +82,8 @@ async def chaos(ctx: FlowContext) -> dict[str, Any]:
 
     Plan: {"sleeps": [seconds, ...], "children": [{"i": n, "sleeps": [...]}, ...]}. The root
     emits its children after its first node, so that a run killed later re-emits them (the
-    store must keep one of each).
+    store must keep one of each). Each sleep is a checkpointed node `work-<n>` that marks
+    each call and returns the attempt that ran it.
     """
     event = ctx.event
     plan = event.payload if event is not None else ctx.integration
@@ -85,7 +93,7 @@ async def chaos(ctx: FlowContext) -> dict[str, Any]:
         for child in plan.get("children", []):
             await ctx.emit("spawn", child)
     for n, seconds in enumerate(plan["sleeps"]):
-        await ctx.node(f"work-{n}", asyncio.sleep, float(seconds))
+        await ctx.node(f"work-{n}", _work, ctx, f"work-{n}", float(seconds))
     await _mark(ctx, "finish")
     return _this_run(ctx)
 
@@ -100,6 +108,64 @@ async def linger(ctx: FlowContext) -> dict[str, Any]:
         await ctx.node("hang", asyncio.sleep, 300)
     await _mark(ctx, "finish")
     return _this_run(ctx)
+
+
+async def _marked_step(ctx: FlowContext, name: str, hang_on_first: bool = False) -> int:
+    """A node's body: writes a `name` mark (one per call), and on the execution's first
+    attempt hangs if asked, so that a test can kill its worker inside it."""
+    target, prefix = os.environ[MARKS_ENV], os.environ[PREFIX_ENV]
+    await asyncio.to_thread(
+        mark, target, prefix, name, ctx.execution_id, ctx.worker_id, ctx.attempt
+    )
+    if hang_on_first and ctx.attempt == 1:
+        await asyncio.sleep(300)
+    return ctx.attempt
+
+
+async def _work(ctx: FlowContext, name: str, seconds: float) -> int:
+    attempt = await _marked_step(ctx, name)
+    await asyncio.sleep(seconds)
+    return attempt
+
+
+@app.flow(STEPS, max_retries=3)
+async def steps(ctx: FlowContext) -> list[int]:
+    """Five checkpointed nodes; `node-4` hangs on the first attempt. Returns the attempt that
+    ran each node: replayed nodes keep the attempt recorded when they ran."""
+    return [
+        await ctx.node(f"node-{n}", _marked_step, ctx, f"node-{n}", n == 4) for n in range(1, 6)
+    ]
+
+
+@app.flow(NAP, max_retries=3)
+async def nap(ctx: FlowContext) -> str:
+    """A node, a durable sleep of `seconds`, a node."""
+    assert ctx.integration is not None
+    await ctx.node("before", _marked_step, ctx, "before")
+    await ctx.sleep(float(ctx.integration["seconds"]))
+    await ctx.node("after", _marked_step, ctx, "after")
+    return "rested"
+
+
+@app.flow(PARENT, max_retries=3)
+async def parent(ctx: FlowContext) -> int:
+    """Emits `children` kids, waits for them all, returns the sum of their results."""
+    assert ctx.integration is not None
+    seconds = float(ctx.integration.get("kid_seconds", 0.05))
+    ids = [
+        await ctx.emit("kid", {"i": i, "seconds": seconds}, flow_id=KID)
+        for i in range(int(ctx.integration["children"]))
+    ]
+    kids = await ctx.wait_for_children(ids, timeout=120)
+    await _mark(ctx, "finish")
+    return sum(int(k.result) for k in kids if isinstance(k.result, int))
+
+
+@app.flow(KID, max_retries=3)
+async def kid(ctx: FlowContext) -> int:
+    assert ctx.event is not None and isinstance(ctx.event.payload, dict)
+    await asyncio.sleep(float(ctx.event.payload["seconds"]))
+    return int(ctx.event.payload["i"])
 
 
 async def main() -> None:

@@ -13,6 +13,7 @@ app = App()
 ECHO = "cli.echo"
 FAIL = "cli.fail"
 SLOW = "cli.slow"
+FAN = "cli.fan"
 
 
 @app.flow(ECHO)
@@ -42,6 +43,18 @@ async def slow(ctx: FlowContext) -> dict[str, Any]:
     for step in range(10):
         await ctx.node(f"step-{step}", asyncio.sleep, step_s)
     return {"worker": ctx.worker_id}
+
+
+@app.flow(FAN)
+async def fan(ctx: FlowContext) -> int:
+    """Emits `fan` children of `ECHO` (or, with `fail_child`, one of `FAIL`) and returns at
+    once, without waiting for them."""
+    plan = ctx.integration or {}
+    for n in range(int(plan.get("fan", 3))):
+        await ctx.emit("child", {"n": n}, flow_id=ECHO)
+    if plan.get("fail_child"):
+        await ctx.emit("child", None, flow_id=FAIL)
+    return 0
 
 
 empty_app = App()

@@ -95,6 +95,29 @@ async def test_submit_wait_exits_1_when_the_run_fails(cli: Cli, worker: Worker) 
     assert "is failed at node check: the input was refused" in line
 
 
+async def test_submit_wait_tree_waits_for_the_children_too(
+    cli: Cli, store: ExecutionStore, worker: Worker
+) -> None:
+    done = await cli.json(
+        "submit", cli_app.FAN, "--owner", "a", "--wait", "--tree", "--timeout", "20",
+        "--integration", '{"fan": 4}',
+    )
+    assert done["execution"]["status"] == "completed"
+    assert done["tree"] == {"executions": 5, "not_completed": []}
+    children = await store.get_child_executions(done["execution"]["id"])
+    assert len(children) == 4 and {c.status for c in children} == {S.COMPLETED}
+
+    failing = await cli(
+        "submit", cli_app.FAN, "--owner", "a", "--wait", "--tree", "--timeout", "20",
+        "--integration", '{"fan": 1, "fail_child": true}',
+    )
+    assert failing.exit_code == 1
+    assert "tree: 3 executions, 1 not completed" in failing.stdout
+    assert "1 executions of the tree did not complete" in failing.stderr
+    alone = await cli("submit", cli_app.FAN, "--owner", "a", "--tree")
+    assert alone.exit_code == 2 and "--tree only applies with --wait" in alone.stderr
+
+
 async def test_submit_wait_times_out_without_a_worker(cli: Cli) -> None:
     result = await cli("submit", cli_app.ECHO, "--owner", "a", "--wait", "--timeout", "0.2")
     assert result.exit_code == 1

@@ -218,6 +218,7 @@ ID_METHODS = [
     "get_execution_tree",
     "get_claim_for_execution",
     "get_recovery_history",
+    "get_checkpoints",
 ]
 
 

@@ -3,7 +3,8 @@ executions (some emitting children, many running long enough to be mid-run) keep
 
 At the end every execution is terminal and completed, none is lost or duplicated, no execution
 has two completed runs, every run a killed worker held was taken over with a recovery record,
-and each execution's failure_count equals its number of recovery records.
+and each execution's failure_count equals its number of recovery records. Their nodes are
+durable steps: no node ever ran again after its result was recorded.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ import asyncio
 import itertools
 import random
 import time
-from collections import Counter
-from dataclasses import dataclass
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,8 @@ import pytest
 from flowexec import Client
 from flowexec.store.protocol import ExecutionStore
 from tests.accounting import account, assert_each_ran_once
-from tests.marks import new_marks_table, read_marks
-from tests.tables import Tables, all_finished
+from tests.marks import Mark, new_marks_table, read_marks
+from tests.tables import ExecutionRow, Tables, all_finished
 from tests.worker_app import FLOW, app
 from tests.worker_processes import WorkerProcess, stop_processes, wait_all_finished
 
@@ -47,6 +48,39 @@ PROFILES = {
     "postgres": Profile(executions=1_000, feed_s=40.0, kill_tail_s=8.0, seed=20_051),
     "sqlite": Profile(executions=300, feed_s=12.0, kill_tail_s=5.0, seed=20_052),
 }
+
+
+@dataclass
+class StepsCheck:
+    recorded: int = 0
+    replayed: int = 0
+    """Recorded nodes whose execution ran again in a later attempt, which replayed them."""
+    reran: list[tuple[str, str, list[int], int]] = field(default_factory=list)
+    """(execution, node, attempts that ran it, attempt recorded): a run after the record."""
+    unrecorded: list[tuple[str, str]] = field(default_factory=list)
+
+
+async def check_steps(
+    tables: Tables, executions: dict[str, ExecutionRow], marks: list[Mark]
+) -> StepsCheck:
+    """Each `work-<n>` node marks every call and returns its attempt, which is recorded: no
+    mark of a later attempt than the recorded one may exist."""
+    recorded = await tables.checkpoints()
+    ran: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for kind, execution_id, _, attempt, _ in marks:
+        if kind.startswith("work-"):
+            ran[(execution_id, kind)].append(attempt)
+    check = StepsCheck(recorded=len(recorded))
+    for (execution_id, node_id), attempts in sorted(ran.items()):
+        if (execution_id, node_id) not in recorded:
+            check.unrecorded.append((execution_id, node_id))
+            continue
+        recorded_attempt = int(recorded[(execution_id, node_id)])
+        if max(attempts) > recorded_attempt:
+            check.reran.append((execution_id, node_id, sorted(attempts), recorded_attempt))
+        if executions[execution_id].failure_count + 1 > recorded_attempt:
+            check.replayed += 1
+    return check
 
 
 async def feed(client: Client, plans: Plans, seconds: float, roots: dict[str, Any]) -> None:
@@ -126,12 +160,14 @@ async def test_chaos_kills_lose_and_duplicate_nothing(
     stats = await store.get_stats()
     executions = await tables.executions()
     recoveries = await tables.recoveries()
+    all_marks = read_marks(marks, unique_prefix)
     acc = account(
         root_ids=roots,
         executions=executions,
         recoveries=recoveries,
-        marks=read_marks(marks, unique_prefix),
+        marks=all_marks,
     )
+    steps = await check_steps(tables, executions, all_marks)
 
     # Every run a killed worker held when it died: taken over with a recovery record if it
     # had started (running), or simply claimed again from the queue if it had not.
@@ -153,10 +189,15 @@ async def test_chaos_kills_lose_and_duplicate_nothing(
         f"runs held by killed workers={len(held_at_kill)} (started={len(started_runs)}, "
         f"claimed-not-started={len(not_started)}) "
         f"failure_count==records: {'ok' if not acc.problems else 'NO'}; "
-        f"kills over {chaos_s:.1f} s, all finished after {finished_s:.1f} s"
+        f"kills over {chaos_s:.1f} s, all finished after {finished_s:.1f} s; "
+        f"nodes recorded={steps.recorded} replayed by a later attempt={steps.replayed} "
+        f"ran again after being recorded={len(steps.reran)}"
     )
 
     assert_each_ran_once(acc, total=plans.total)
+    assert steps.reran == [], f"nodes run again after being recorded: {steps.reran[:10]}"
+    assert steps.unrecorded == [], f"ran, never recorded: {steps.unrecorded[:10]}"
+    assert steps.replayed > 0, "kills hit runs after some of their nodes completed"
     assert sum(stats.counts_by_status.values()) == plans.total
     assert stats.active_claims == 0
     assert untaken == [], f"killed workers' runs never taken over: {untaken[:10]}"

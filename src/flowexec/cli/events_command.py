@@ -25,7 +25,8 @@ from flowexec.store.subscription import follow_events
 FAILURE_TYPES = (EventType.FLOW_FAILED, EventType.FLOW_RETRYING, EventType.NODE_FAILED)
 PROGRESS_TYPES = (
     EventType.FLOW_STARTED, EventType.NODE_STARTED, EventType.NODE_COMPLETED,
-    EventType.NODE_FAILED, EventType.FLOW_FAILED, EventType.FLOW_RETRYING,
+    EventType.NODE_FAILED, EventType.NODE_REPLAYED, EventType.FLOW_FAILED,
+    EventType.FLOW_RETRYING,
 )
 FINAL_LINES_GRACE_S = 2.0
 """How long `submit --wait` lets the progress printer catch up once the execution ended."""
@@ -108,9 +109,12 @@ class Progress:
             self.failed.clear()
         elif event.type == EventType.NODE_STARTED:
             self.running[node_id] = None
-        elif event.type in (EventType.NODE_COMPLETED, EventType.NODE_FAILED):
+        elif event.type in (EventType.NODE_COMPLETED, EventType.NODE_REPLAYED):
             self.running.pop(node_id, None)
-            (self.done if event.type == EventType.NODE_COMPLETED else self.failed).add(node_id)
+            self.done.add(node_id)  # a replayed node completed in an earlier attempt
+        elif event.type == EventType.NODE_FAILED:
+            self.running.pop(node_id, None)
+            self.failed.add(node_id)
         if event.type in FAILURE_TYPES and "traceback" in event.data:
             self.last_failure = event
 

@@ -90,6 +90,14 @@ def submit(
     timeout: Annotated[
         float | None, typer.Option("--timeout", min=0, help="Seconds --wait waits at most.")
     ] = None,
+    tree: Annotated[
+        bool,
+        typer.Option(
+            "--tree",
+            help="With --wait: wait until every execution of its tree (the children it emits, "
+            "theirs, ...) has finished; exit 1 unless all completed.",
+        ),
+    ] = False,
     app_spec: Annotated[
         str | None,
         typer.Option("--app", help="module:app; refuse flow ids this app does not register."),
@@ -118,7 +126,7 @@ def submit(
     json_out = wants_json(ctx, as_json)
     if from_file is not None:
         given = [name for name, value in (("--options", options), ("--integration", integration),
-                 ("--event", events), ("--wait", wait)) if value]
+                 ("--event", events), ("--wait", wait), ("--tree", tree)) if value]
         if given:
             fail(f"{', '.join(given)} cannot be used with --from-file; each line carries "
                  "its own options, integration and events", EXIT_BAD_INPUT)
@@ -127,8 +135,10 @@ def submit(
         return
     if owner is None:
         fail("submit needs --owner (or --from-file)", EXIT_BAD_INPUT)
+    if tree and not wait:
+        fail("--tree only applies with --wait", EXIT_BAD_INPUT)
 
-    async def body() -> Execution:
+    async def body() -> tuple[Execution, list[Execution]]:
         parsed_options = None if options is None else parse_json_object(options, "--options")
         parsed_integration = (
             None if integration is None else parse_json_object(integration, "--integration")
@@ -146,21 +156,35 @@ def submit(
                 start=not no_start,
             )
             if not wait:
-                return await client.get(execution_id)
-            waiting = asyncio.ensure_future(client.wait(execution_id, timeout=timeout))
+                return await client.get(execution_id), []
+            waiting = asyncio.ensure_future(client.wait(execution_id, timeout=timeout, tree=tree))
             if not json_out:
                 stdout_console().print(f"submitted {execution_id}; waiting for it to finish")
                 await print_events_until_done(store, execution_id, waiting)
-            return await waiting
+            execution = await waiting
+            if not tree:
+                return execution, []
+            return execution, [n.execution for n in await store.get_execution_tree(execution_id)]
 
-    execution = run(settings, body())
+    execution, descendants = run(settings, body())
+    not_completed = [e.id for e in descendants if e.status is not ExecutionStatus.COMPLETED]
     now = execution.completed_at or execution.updated_at
     if json_out:
-        print_json({"execution": execution_json(execution, now)})
+        shown: dict[str, Any] = {"execution": execution_json(execution, now)}
+        if tree:
+            shown["tree"] = {"executions": len(descendants), "not_completed": not_completed}
+        print_json(shown)
     else:
         _print_outcome(execution, waited=wait)
+        if tree:
+            stdout_console().print(
+                f"tree: {len(descendants)} executions, {len(not_completed)} not completed"
+            )
     if wait and execution.status is not ExecutionStatus.COMPLETED:
         fail(_failure_line(execution), EXIT_FAILED)
+    if not_completed:
+        fail(f"{len(not_completed)} executions of the tree did not complete, the first "
+             f"{not_completed[0]}", EXIT_FAILED)
 
 
 def _submit_from_file(

@@ -79,6 +79,7 @@ from flowexec.model.status import (
     check_status,
     sources_of,
 )
+from flowexec.model.steps import NodeCheckpoint
 
 __all__ = [
     "ALLOWED_TRANSITIONS",
@@ -110,6 +111,7 @@ __all__ = [
     "ExecutionStatus",
     "ExecutionTreeNode",
     "NewEvent",
+    "NodeCheckpoint",
     "RecoveryReason",
     "RecoveryRecord",
     "RootExecution",

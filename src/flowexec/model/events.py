@@ -13,6 +13,7 @@ from enum import StrEnum
 
 from flowexec.errors import ValidationError
 from flowexec.model.checks import JSON, check_json, check_text
+from flowexec.model.steps import NodeCheckpoint
 
 MAX_TRACEBACK_CHARS = 16_000
 """A failure event keeps the innermost part of a traceback up to this size."""
@@ -27,9 +28,11 @@ class EventType(StrEnum):
     FLOW_PAUSED = "flow:paused"
     FLOW_RESUMED = "flow:resumed"
     FLOW_REQUEUED = "flow:requeued"
+    FLOW_SUSPENDED = "flow:suspended"
     NODE_STARTED = "node:started"
     NODE_COMPLETED = "node:completed"
     NODE_FAILED = "node:failed"
+    NODE_REPLAYED = "node:replayed"
     CHILD_SPAWNED = "child:spawned"
     BREAKPOINT_HIT = "breakpoint:hit"
     EXECUTION_RECOVERED = "execution:recovered"
@@ -46,6 +49,7 @@ RUN_EVENT_TYPES = frozenset(
         EventType.NODE_STARTED,
         EventType.NODE_COMPLETED,
         EventType.NODE_FAILED,
+        EventType.NODE_REPLAYED,
         EventType.CHILD_SPAWNED,
         EventType.BREAKPOINT_HIT,
         EventType.LOG,
@@ -100,11 +104,13 @@ class NewEvent:
 
 @dataclass(frozen=True, slots=True)
 class EventBatch:
-    """Events a worker appends to one execution it holds, fenced by the claim's epoch."""
+    """Events a worker appends to one execution it holds, fenced by the claim's epoch, and
+    the node results it records with them (in the same transaction)."""
 
     execution_id: str
     epoch: int
     events: tuple[NewEvent, ...]
+    checkpoints: tuple[NodeCheckpoint, ...] = ()
 
 
 def check_event_data(data: object, name: str = "event data") -> dict[str, JSON]:

@@ -207,25 +207,41 @@ class Client(AsyncClosing):
         self,
         execution_id: str,
         timeout: float | None = None,  # noqa: ASYNC109 - the documented API; it polls the store
+        *,
+        tree: bool = False,
     ) -> Execution:
-        """Return the execution once it is terminal; `ExecutionTimeout` after `timeout` s."""
+        """Return the execution once it is terminal (with `tree`, once every execution of its
+        subtree is: children it emitted included); `ExecutionTimeout` after `timeout` s."""
         if timeout is not None:
             check_positive(timeout, "timeout", allow_zero=True)
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else (loop.time() + timeout, timeout)
         pause = WAIT_FIRST_POLL_S
         while True:
-            execution = await self.get(execution_id)
-            if execution.status.is_terminal:
+            execution, unfinished = await self._unfinished(execution_id, tree)
+            if unfinished is None:
                 return execution
             if deadline is not None:
                 ends_at, timeout_s = deadline
                 left = ends_at - loop.time()
                 if left <= 0:
-                    raise ExecutionTimeout(execution_id, execution.status, timeout_s)
+                    raise ExecutionTimeout(unfinished.id, unfinished.status, timeout_s)
                 pause = min(pause, left)
             await asyncio.sleep(pause)
             pause = min(pause * WAIT_POLL_GROWTH, self._max_poll_s)
+
+    async def _unfinished(
+        self, execution_id: str, tree: bool
+    ) -> tuple[Execution, Execution | None]:
+        """The execution, and one unfinished execution of what `wait` waits for (if any)."""
+        if not tree:
+            execution = await self.get(execution_id)
+            return execution, None if execution.status.is_terminal else execution
+        nodes = await self._store.get_execution_tree(execution_id)
+        if not nodes:
+            raise ExecutionNotFound(execution_id)
+        unfinished = (n.execution for n in nodes if not n.execution.status.is_terminal)
+        return nodes[0].execution, next(unfinished, None)
 
     async def result(self, execution_id: str) -> JSON:
         """The result of a completed execution; `ExecutionNotCompleted` for any other status."""

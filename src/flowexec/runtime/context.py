@@ -4,7 +4,8 @@ Node boundaries are where the execution's controls act (docs/architecture.md §7
 breakpoint holds the run before a node starts, `max_concurrency` bounds nodes in flight,
 `node_timeout_ms` bounds each node. Nodes already running when a pause arrives finish undisturbed.
 Nodes, children, breakpoints and `log` lines are recorded in the execution's event log, through
-the worker's buffer (runtime/event_buffer.py).
+the worker's buffer (runtime/event_buffer.py). Completed nodes are recorded and replayed by a
+later attempt, sleeps and waits for children give the claim back (runtime/steps.py, §11).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import functools
 import inspect
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ParamSpec, TypeVar, overload
 
 from flowexec.errors import (
@@ -30,6 +31,7 @@ from flowexec.model import (
     Execution,
     ExecutionOptions,
     ExecutionStatus,
+    NewEvent,
     check_event_data,
     check_id,
     check_json,
@@ -41,6 +43,7 @@ from flowexec.runtime.control import RunControl
 from flowexec.runtime.events import FlowEvent, make_event
 from flowexec.runtime.lease import Lease
 from flowexec.runtime.logs import BoundLogger
+from flowexec.runtime.steps import DurableSteps
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -71,12 +74,14 @@ class FlowContext:
         log: BoundLogger,
         check_flow: Callable[[str], object],
         max_depth: int,
+        checkpoint: bool = True,
     ) -> None:
         self._execution = execution
         self._lease = lease
         self._control = control
         self._check_flow = check_flow
         self._max_depth = max_depth
+        self._steps = DurableSteps(lease, enabled=checkpoint)
         self.log = FlowLog(log, lease)
         """Call it, `ctx.log("message", **fields)`, to record a `log` event in the execution's
         event log; it is also the run's logger (`ctx.log.info(...)`)."""
@@ -144,6 +149,21 @@ class FlowContext:
 
     @overload
     async def node(
+        self,
+        node_id: str,
+        fn: Callable[..., Awaitable[T]],
+        *args: Any,
+        checkpoint: bool | None,
+        **kwargs: Any,
+    ) -> T: ...
+
+    @overload
+    async def node(
+        self, node_id: str, fn: Callable[..., T], *args: Any, checkpoint: bool | None, **kwargs: Any
+    ) -> T: ...
+
+    @overload
+    async def node(
         self, node_id: str, fn: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs
     ) -> T: ...
 
@@ -153,10 +173,19 @@ class FlowContext:
     ) -> T: ...
 
     async def node(
-        self, node_id: str, fn: Callable[..., Any], *args: Any, **kwargs: Any
+        self,
+        node_id: str,
+        fn: Callable[..., Any],
+        *args: Any,
+        checkpoint: Any = None,
+        **kwargs: Any,
     ) -> Any:
         """Run `fn(*args, **kwargs)` as the node `node_id`; sync functions run in a thread.
 
+        Node ids are unique within the execution (a second use is a `ValidationError`). With
+        `checkpoint` (the flow's default, itself on unless `@app.flow(checkpoint=False)`), the
+        node's result must be JSON and is recorded before this returns; when the execution
+        runs again, a recorded node returns its recorded result without calling `fn`.
         A node that raises or times out is remembered as the failing node of the run
         (`error_node_id`), and its exception reaches the flow unchanged (`NodeTimeout` for a
         timeout) so that the flow may handle it. A thread cannot be interrupted: when a sync
@@ -164,12 +193,40 @@ class FlowContext:
         in the background.
         """
         check_id(node_id, "node_id")
+        self._steps.use(node_id)
+        durable = self._steps.enabled if checkpoint is None else bool(checkpoint)
+        if durable:
+            found, result = await self._steps.replayed(node_id)
+            if found:
+                return result
         await self._boundary(node_id)
         if self._slots is None:
-            return await self._run_node(node_id, fn, args, kwargs)
+            return await self._run_node(node_id, fn, args, kwargs, durable)
         async with self._slots:
             await self._control.wait_resumed()
-            return await self._run_node(node_id, fn, args, kwargs)
+            return await self._run_node(node_id, fn, args, kwargs, durable)
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep; a sleep over `DURABLE_SLEEP_AFTER_S` (1 s) gives the claim back and the
+        execution runs again at the wake-up time, replaying its recorded nodes up to here.
+        Each sleep is a step (`sleep#1`, `sleep#2`, ... in the event log). In a flow with
+        `checkpoint=False` every sleep holds the worker's slot."""
+        await self._steps.sleep(seconds)
+
+    async def wait_for_children(
+        self,
+        child_ids: Sequence[str],
+        timeout: float | None = None,  # noqa: ASYNC109 - a durable deadline, kept across attempts
+    ) -> list[Execution]:
+        """The children's executions (status, result) once all are terminal, in the order
+        given; `ExecutionTimeout` once `timeout` seconds passed since the wait first began.
+
+        Children that take longer than a second do not hold a worker slot: the claim is given
+        back and the execution looks again later (each look a re-run that replays its
+        recorded nodes), so a worker whose slots are all waiting parents still runs the
+        children. In a flow with `checkpoint=False` the wait holds the slot.
+        """
+        return await self._steps.wait_for_children(child_ids, timeout)
 
     async def _boundary(self, node_id: str) -> None:
         await self._control.wait_resumed()
@@ -181,12 +238,11 @@ class FlowContext:
         self._control.pause()
         self._lease.record(EventType.BREAKPOINT_HIT, {"node_id": node_id})
         try:
-            await self._lease.set_status(ExecutionStatus.PAUSED)
+            with self._control.writing_status():
+                await self._lease.set_status(ExecutionStatus.PAUSED)
         except InvalidTransition as exc:
             if exc.current != ExecutionStatus.PAUSED.value:
                 raise  # stopped or taken elsewhere: the worker's poll ends this run
-        finally:
-            self._control.touch()
         self.log.info("paused at breakpoint before node %s", node_id, extra={"node_id": node_id})
         await self._control.wait_resumed()
         self.log.info("resumed at breakpoint %s", node_id, extra={"node_id": node_id})
@@ -197,11 +253,14 @@ class FlowContext:
         fn: Callable[..., Any],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
+        durable: bool,
     ) -> Any:
         self._lease.record(EventType.NODE_STARTED, {"node_id": node_id})
         began = time.monotonic()
         try:
             result = await self._call_with_timeout(node_id, fn, args, kwargs)
+            if durable:
+                check_json(result, f"the result of node {node_id!r}")
         except asyncio.CancelledError:
             self.interrupted_node = node_id
             raise
@@ -215,9 +274,11 @@ class FlowContext:
                  "message": str(exc)[:MAX_REASON_LENGTH]},
             )
             raise
-        self._lease.record(
-            EventType.NODE_COMPLETED, {"node_id": node_id, "duration_ms": _since(began)}
-        )
+        completed: dict[str, JSON] = {"node_id": node_id, "duration_ms": _since(began)}
+        if durable:
+            await self._steps.record(NewEvent(EventType.NODE_COMPLETED, completed), node_id, result)
+        else:
+            self._lease.record(EventType.NODE_COMPLETED, completed)
         return result
 
     async def _call_with_timeout(

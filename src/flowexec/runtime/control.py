@@ -2,13 +2,15 @@
 
 The worker's control poll and the run itself (breakpoints) both change it. A poll answer that
 was read before the run changed its own state is stale, so every local change bumps `version`
-and `observe` ignores answers to polls started at an older version.
+and `observe` ignores answers to polls started at an older version, and any answer that arrives
+while the run's own status write is in flight (`writing_status`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from enum import Enum
 
 from flowexec.model import ExecutionStatus
@@ -33,6 +35,7 @@ class RunControl:
         self.abort_reason: AbortReason | None = None
         self.abort_detail = ""
         self.version = 0
+        self._writing = False
         self._deadline: asyncio.Timeout | None = None
         self._deadline_left: float | None = None
 
@@ -63,9 +66,16 @@ class RunControl:
         self._restore_deadline()
         return True
 
-    def touch(self) -> None:
-        """Invalidate control polls in flight: our own write just changed the stored status."""
-        self.version += 1
+    @contextmanager
+    def writing_status(self) -> Iterator[None]:
+        """Around the run's own status write: a poll answered meanwhile may have read the
+        status from before the write, and polls in flight afterwards are invalidated."""
+        self._writing = True
+        try:
+            yield
+        finally:
+            self._writing = False
+            self.version += 1
 
     def abort(self, reason: AbortReason, detail: str = "") -> bool:
         """End the run: the first reason wins. True if this call aborted it."""
@@ -80,7 +90,7 @@ class RunControl:
 
     def observe(self, status: ExecutionStatus | None, polled_at_version: int) -> str | None:
         """Apply a control-poll answer; returns what changed ("paused", "resumed"), if anything."""
-        if polled_at_version != self.version or self.aborted:
+        if polled_at_version != self.version or self.aborted or self._writing:
             return None
         if status is ExecutionStatus.RUNNING:
             return "resumed" if self.resume() else None

@@ -28,6 +28,8 @@ class FlowSpec:
     flow_id: str
     fn: FlowFunction
     max_retries: int
+    checkpoint: bool = True
+    """Whether its nodes are recorded and replayed by default (docs/architecture.md §11)."""
 
     @property
     def max_failures(self) -> int:
@@ -39,25 +41,37 @@ class FlowRegistry:
     def __init__(self) -> None:
         self._flows: dict[str, FlowSpec] = {}
 
-    def flow(self, flow_id: str, *, max_retries: int = DEFAULT_MAX_RETRIES) -> Callable[[F], F]:
-        """Decorator: register an `async def f(ctx)` as the flow `flow_id`."""
+    def flow(
+        self, flow_id: str, *, max_retries: int = DEFAULT_MAX_RETRIES, checkpoint: bool = True
+    ) -> Callable[[F], F]:
+        """Decorator: register an `async def f(ctx)` as the flow `flow_id`. With
+        `checkpoint=False` its nodes run again on every attempt unless a node asks otherwise."""
 
         def register(fn: F) -> F:
-            self.register(flow_id, fn, max_retries=max_retries)
+            self.register(flow_id, fn, max_retries=max_retries, checkpoint=checkpoint)
             return fn
 
         return register
 
     def register(
-        self, flow_id: str, fn: FlowFunction, *, max_retries: int = DEFAULT_MAX_RETRIES
+        self,
+        flow_id: str,
+        fn: FlowFunction,
+        *,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        checkpoint: bool = True,
     ) -> FlowSpec:
         check_id(flow_id, "flow_id")
+        if not isinstance(checkpoint, bool):
+            raise ValidationError(
+                f"checkpoint must be True or False, not {type(checkpoint).__name__}"
+            )
         check_int_range(max_retries, "max_retries", 0, MAX_RETRIES_LIMIT)
         if not inspect.iscoroutinefunction(fn):
             raise ValidationError(f"flow {flow_id!r} must be an async function (async def)")
         if flow_id in self._flows:
             raise ConfigError(f"flow {flow_id!r} is already registered")
-        spec = FlowSpec(flow_id, fn, max_retries)
+        spec = FlowSpec(flow_id, fn, max_retries, checkpoint)
         self._flows[flow_id] = spec
         return spec
 

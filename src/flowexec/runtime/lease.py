@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flowexec.errors import ExecutionNotFound
+from flowexec.errors import ClaimLost, ExecutionNotFound
 from flowexec.model import (
     JSON,
+    EventBatch,
     EventType,
     Execution,
     ExecutionClaim,
     ExecutionStatus,
     NewEvent,
+    NodeCheckpoint,
     UpdateExecutionStatusParams,
 )
 from flowexec.runtime.event_buffer import EventBuffer
@@ -42,6 +44,23 @@ class Lease:
         """Buffer a run event; the worker's flusher writes it, fenced by this lease."""
         if self.events is not None:
             self.events.add((self.execution_id, self.epoch), NewEvent(type, data))
+
+    async def record_step(self, event: NewEvent, checkpoint: NodeCheckpoint) -> None:
+        """Record a node's result with its event, and return once both are durable;
+        `ClaimLost` (nothing recorded) if this lease is gone."""
+        if self.events is not None:
+            await self.events.record((self.execution_id, self.epoch), event, checkpoint)
+            return
+        batch = EventBatch(self.execution_id, self.epoch, (event,), (checkpoint,))
+        if not await self.store.append_events(self.worker_id, [batch]):
+            raise ClaimLost(self.execution_id, self.worker_id, self.epoch)
+
+    async def recorded_steps(self) -> dict[str, JSON]:
+        """What earlier attempts recorded. A first claim (epoch 1) has no earlier attempt,
+        so it reads nothing."""
+        if self.epoch == 1:
+            return {}
+        return await self.store.get_checkpoints(self.execution_id)
 
     async def flush_events(self) -> None:
         """Write this run's buffered events now (before any status write of the run)."""
@@ -80,6 +99,7 @@ class Lease:
         max_failures: int | None = None,
         error_node_id: str | None = None,
         event_data: dict[str, JSON] | None = None,
+        suspend: bool = False,
     ) -> Execution:
         await self.flush_events()
         return await self.store.retry_execution(
@@ -92,6 +112,7 @@ class Lease:
             max_failures=max_failures,
             error_node_id=error_node_id,
             event_data=event_data,
+            suspend=suspend,
         )
 
     async def create_child(self, child: Execution) -> None:

@@ -7,7 +7,9 @@ shutdown) while this object still decides what, if anything, to write afterwards
 - anything else raised (timeouts included): a counted failure, requeued with backoff until
   the flow's `max_retries` is spent, then `failed`;
 - lease lost or stopped: nothing (someone else owns the execution, or it is finished);
-- shutdown: back to the queue without counting a failure.
+- shutdown: back to the queue without counting a failure;
+- suspended (a long `ctx.sleep`, a wait for children): back to the queue for later
+  (`available_at`), without counting a failure.
 Every write is fenced by the lease; the terminal or requeue write releases the lease too.
 A completion goes out with the worker's next claim (`CompletionQueue`) when it can.
 """
@@ -53,6 +55,7 @@ from flowexec.runtime.flows import FlowRegistry, FlowSpec
 from flowexec.runtime.lease import Lease
 from flowexec.runtime.lease_keeper import LeaseTerm
 from flowexec.runtime.logs import BoundLogger
+from flowexec.runtime.steps import Suspended
 from flowexec.store.protocol import ExecutionStore
 
 STORE_RETRY_S = 0.5
@@ -89,7 +92,7 @@ class Raised:
     node_id: str | None
 
 
-Outcome = Returned | Raised
+Outcome = Returned | Raised | Suspended
 
 
 class ExecutionRun:
@@ -176,6 +179,7 @@ class ExecutionRun:
             log=self.log,
             check_flow=self._app.get_flow,
             max_depth=self._settings.max_depth,
+            checkpoint=spec.checkpoint,
         )
         task = asyncio.create_task(self._call_flow(spec, ctx), name=f"flowexec:{execution.id}")
         self._flow_task = task
@@ -186,7 +190,7 @@ class ExecutionRun:
         except asyncio.CancelledError:
             if _being_cancelled():
                 raise
-        except Exception:
+        except (Exception, Suspended):
             pass  # the outcome is read from the task below
         if task.cancelled():
             error: BaseException = asyncio.CancelledError("the flow was cancelled")
@@ -194,6 +198,8 @@ class ExecutionRun:
         exc = task.exception()
         if exc is None:
             return Returned(task.result())
+        if isinstance(exc, Suspended):
+            return exc
         node_id = ctx.failing_node(exc)
         if node_id is None and isinstance(exc, FlowTimeout):
             node_id = ctx.interrupted_node
@@ -255,6 +261,8 @@ class ExecutionRun:
         self, spec: FlowSpec, execution: Execution, outcome: Outcome
     ) -> tuple[Callable[[], Awaitable[Any]], Callable[[], None]]:
         """The final write for this outcome, and how to log it once it succeeded."""
+        if isinstance(outcome, Suspended):
+            return self._suspend(outcome)
         if isinstance(outcome, Returned):
             try:
                 check_json(outcome.value, "result")
@@ -357,6 +365,22 @@ class ExecutionRun:
                 )
 
         return write, describe
+
+    def _suspend(
+        self, suspended: Suspended
+    ) -> tuple[Callable[[], Awaitable[Any]], Callable[[], None]]:
+        """Give the claim back until the sleep or wait is due; no failure is counted."""
+
+        async def write() -> None:
+            await self.lease.retry(
+                reason=suspended.reason,
+                delay_ms=suspended.delay_ms,
+                suspend=True,
+            )
+
+        return write, lambda: self.log.info(
+            "suspended for %d ms: %s", suspended.delay_ms, suspended.reason
+        )
 
     async def _end_aborted(self) -> None:
         reason = self.control.abort_reason

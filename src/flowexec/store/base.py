@@ -45,6 +45,7 @@ from flowexec.model import (
 from flowexec.policy import DEFAULT_RECOVERY, Backoff, RecoveryPolicy
 from flowexec.store import checks
 from flowexec.store.batches import BatchRefused, check_create_batch
+from flowexec.store.checkpoints import CheckpointFacade
 from flowexec.store.commands import (
     ClaimAndStart,
     Fence,
@@ -72,7 +73,7 @@ from flowexec.store.rows import (
 )
 
 
-class SqlExecutionStore(EventLogFacade):
+class SqlExecutionStore(EventLogFacade, CheckpointFacade):
     """The `ExecutionStore` contract over backend primitives."""
 
     # ------------------------------------------------------------ executions
@@ -350,8 +351,10 @@ class SqlExecutionStore(EventLogFacade):
         max_failures: int | None = None,
         error_node_id: str | None = None,
         event_data: dict[str, JSON] | None = None,
+        suspend: bool = False,
     ) -> Execution:
         fence = checks.required_fence(worker_id, epoch)
+        count_failure = bool(count_failure) and not suspend
         reason = check_text(reason, "reason")
         delay_ms = checks.check_backoff_ms(delay_ms, "delay_ms")
         write = RetryWrite(
@@ -370,6 +373,7 @@ class SqlExecutionStore(EventLogFacade):
                 delay_ms=delay_ms,
                 count_failure=bool(count_failure),
                 extra=checks.event_details(event_data),
+                suspend=bool(suspend),
             ),
         )
         row = await self._retry(write)

@@ -20,6 +20,7 @@ from flowexec.model import (
     check_int_range,
     check_limit,
 )
+from flowexec.store.checkpoints import checked_checkpoints
 from flowexec.store.limits import MAX_BATCH
 from flowexec.store.primitives import SqlPrimitives
 from flowexec.store.rows import Row
@@ -40,9 +41,15 @@ def event_from_row(row: Row) -> ExecutionEvent:
 
 
 def appended_events(batches: Sequence[EventBatch]) -> list[dict[str, Any]]:
-    """The batches as statements bind them: one entry per execution, its events as JSON."""
+    """The batches as statements bind them: one entry per execution, its events as JSON and
+    its checkpoints as one JSON object (node id to result)."""
     return [
-        {"id": b.execution_id, "epoch": b.epoch, "events": [e.as_json() for e in b.events]}
+        {
+            "id": b.execution_id,
+            "epoch": b.epoch,
+            "events": [e.as_json() for e in b.events],
+            "checkpoints": {c.node_id: c.as_json() for c in b.checkpoints},
+        }
         for b in batches
     ]
 
@@ -52,9 +59,14 @@ def _check_batch(worker_id: str, batch: object) -> EventBatch:
         raise ValidationError(f"append_events takes EventBatch items, not {type(batch).__name__}")
     check_id(batch.execution_id, "execution_id")
     check_fence(worker_id, batch.epoch)
-    if not batch.events:
-        raise ValidationError(f"an EventBatch for {batch.execution_id!r} holds no events")
-    return EventBatch(batch.execution_id, batch.epoch, tuple(e.checked() for e in batch.events))
+    if not batch.events and not batch.checkpoints:
+        raise ValidationError(f"an EventBatch for {batch.execution_id!r} holds nothing")
+    return EventBatch(
+        batch.execution_id,
+        batch.epoch,
+        tuple(e.checked() for e in batch.events),
+        checked_checkpoints(batch.execution_id, batch.checkpoints),
+    )
 
 
 class EventLogFacade(SqlPrimitives):

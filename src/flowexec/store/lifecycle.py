@@ -62,16 +62,27 @@ def completed_event() -> EventSpec:
 
 
 def retry_events(
-    *, reason: str, delay_ms: int, count_failure: bool, extra: dict[str, JSON] | None
+    *,
+    reason: str,
+    delay_ms: int,
+    count_failure: bool,
+    extra: dict[str, JSON] | None,
+    suspend: bool = False,
 ) -> dict[str, EventSpec]:
     """The event of `retry_execution`, keyed by the status it enters (`failed` once the
-    failures are spent)."""
+    failures are spent). A suspension (a durable sleep or wait, §11) is not a retry: it logs
+    `flow:suspended` and never counts a failure."""
     data: dict[str, JSON] = {"message": reason, **(extra or {})}
-    return {
-        ExecutionStatus.CREATED.value: event_spec(
+    queued = (
+        event_spec(EventType.FLOW_SUSPENDED, {**data, "delay_ms": delay_ms})
+        if suspend
+        else event_spec(
             EventType.FLOW_RETRYING,
             {**data, "delay_ms": delay_ms, "failure_counted": count_failure},
-        ),
+        )
+    )
+    return {
+        ExecutionStatus.CREATED.value: queued,
         ExecutionStatus.FAILED.value: event_spec(EventType.FLOW_FAILED, data),
     }
 

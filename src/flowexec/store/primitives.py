@@ -192,6 +192,10 @@ class SqlPrimitives(AsyncClosing):
     @abstractmethod
     async def wait_for_events(self, execution_id: str, timeout_s: float) -> None: ...
 
+    @abstractmethod
+    async def _checkpoint_rows(self, execution_id: str) -> list[Row]:
+        """(`node_id`, `result`) rows of the execution's recorded nodes (§11)."""
+
     # ------------------------------------------------------------ operations
 
     @abstractmethod

@@ -228,13 +228,15 @@ class ExecutionStore(Protocol):
         max_failures: int | None = None,
         error_node_id: str | None = None,
         event_data: dict[str, JSON] | None = None,
+        suspend: bool = False,
     ) -> Execution:
         """Fenced: end this attempt and put the execution back in the queue after `delay_ms`.
 
         With `count_failure`, `failure_count` goes up by one in SQL; once it reaches
         `max_failures` the execution is `failed` instead. The claim is released in the
         same transaction, which also logs `flow:retrying` (or `flow:failed`) with
-        `event_data` added to its data.
+        `event_data` added to its data. With `suspend` (a durable sleep or a wait for
+        children) no failure is counted and the event is `flow:suspended`.
         """
         ...
 
@@ -287,7 +289,14 @@ class ExecutionStore(Protocol):
 
     async def append_events(self, worker_id: str, batches: Sequence[EventBatch]) -> set[str]:
         """Append run events (`RUN_EVENT_TYPES`) to many executions in one transaction, each
-        fenced by its batch's epoch; the ids appended. A refused batch writes nothing."""
+        fenced by its batch's epoch, and record each batch's node checkpoints in the same
+        transaction; the ids appended. A refused batch writes nothing. A node id recorded
+        before keeps its first result."""
+        ...
+
+    async def get_checkpoints(self, execution_id: str) -> dict[str, JSON]:
+        """The recorded results of the execution's completed nodes, by node id ({} for an
+        unknown id)."""
         ...
 
     async def wait_for_events(self, execution_id: str, timeout_s: float) -> None:

@@ -8,6 +8,8 @@ indexed columns) so that generic plans of prepared statements keep using their i
 
 from __future__ import annotations
 
+from flowexec.store.postgres.checkpoints import RECORD_CHECKPOINTS
+
 EXECUTION_COLUMNS = """
     id, flow_id, owner_id, root_execution_id, parent_execution_id, status, created_at,
     updated_at, started_at, completed_at, error_message, error_node_id, execution_depth,
@@ -590,15 +592,17 @@ RECOVERY_HISTORY = """
 # A worker's buffered events, many executions at once, each fenced by its claim.
 APPEND_EVENTS = f"""
     WITH batch AS (
-        SELECT * FROM unnest(%(ids)s::text[], %(epochs)s::bigint[], %(events)s::jsonb[])
-        AS b (id, epoch, events)
+        SELECT * FROM unnest(%(ids)s::text[], %(epochs)s::bigint[], %(events)s::jsonb[],
+                             %(checkpoints)s::jsonb[])
+        AS b (id, epoch, events, checkpoints)
     ), appended AS (
         UPDATE {{p}}executions e SET event_count = e.event_count + jsonb_array_length(b.events)
         FROM batch b
         WHERE e.id = ANY (%(ids)s::text[]) AND e.id = b.id
           AND e.processing_worker_id = %(worker_id)s AND e.claim_epoch = b.epoch
-        RETURNING e.id, e.event_count AS next_index, b.events, b.epoch
-    ), logged AS ({_LOG_EVENT_LISTS.format(batch="appended", attempt="b.epoch")})
+        RETURNING e.id, e.event_count AS next_index, b.events, b.epoch, b.checkpoints
+    ), logged AS ({_LOG_EVENT_LISTS.format(batch="appended", attempt="b.epoch")}
+    ), recorded AS ({RECORD_CHECKPOINTS.format(batch="appended")})
     SELECT ARRAY(SELECT id FROM appended) AS appended,
            {notify_events("SELECT id FROM appended")} AS notified
 """

@@ -7,6 +7,7 @@ listener.py); another holds the recovery locks (store/postgres/locks.py).
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -37,6 +38,7 @@ from flowexec.store.event_log import appended_events
 from flowexec.store.event_wakeups import SUBSCRIPTION_TTL_S, EventWakeups, Subscriptions
 from flowexec.store.lifecycle import completed_event, started_event
 from flowexec.store.postgres import queries as Q
+from flowexec.store.postgres.checkpoints import CHECKPOINTS
 from flowexec.store.postgres.connecting import (
     OPERATIONAL_ERRORS,
     Connection,
@@ -411,11 +413,15 @@ class PostgresExecutionStore(SqlExecutionStore):
                 "ids": [e["id"] for e in entries],
                 "epochs": [e["epoch"] for e in entries],
                 "events": [events_json(e["events"]) for e in entries],
+                "checkpoints": [json.dumps(e["checkpoints"]) for e in entries],
                 "events_channel": self._events_channel,
             },
         )
         assert row is not None, "APPEND_EVENTS always returns one row"
         return set(row["appended"])
+
+    async def _checkpoint_rows(self, execution_id: str) -> list[Row]:
+        return await self._rows(CHECKPOINTS, {"id": execution_id})
 
     async def wait_for_events(self, execution_id: str, timeout_s: float) -> None:
         """Until a NOTIFY names the execution (or any reconnect of the listener), or the

@@ -36,6 +36,7 @@ from flowexec.store.lifecycle import started_event
 from flowexec.store.recovery import recovery_writes
 from flowexec.store.rows import Row
 from flowexec.store.sqlite import queries as Q
+from flowexec.store.sqlite.checkpoints import CHECKPOINTS, record_checkpoints
 from flowexec.store.sqlite.codec import SQLITE_ENCODING, from_micros, split_statements, to_micros
 from flowexec.store.sqlite.connection import SqliteConnection
 from flowexec.store.sqlite.event_log import log_events
@@ -413,15 +414,20 @@ class SqliteExecutionStore(SqlExecutionStore):
         entries = appended_events(batches)
 
         def body(conn: sqlite3.Connection, now: int) -> set[str]:
-            return {
+            appended = {
                 e["id"]
                 for e in entries
                 if log_events(
                     conn, self._sql, now, e["id"], e["epoch"], e["events"], fence_worker=worker_id
                 )
             }
+            record_checkpoints(conn, self._sql, now, [e for e in entries if e["id"] in appended])
+            return appended
 
         return await self._db.write(body)
+
+    async def _checkpoint_rows(self, execution_id: str) -> list[Row]:
+        return await self._read_rows(CHECKPOINTS, {"id": execution_id})
 
     async def wait_for_events(self, execution_id: str, timeout_s: float) -> None:
         """SQLite has no NOTIFY: the subscriber re-reads every `commit_poll_interval_s`."""
