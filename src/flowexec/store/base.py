@@ -56,6 +56,7 @@ from flowexec.store.commands import (
 )
 from flowexec.store.cursors import PagePosition, page_cursor
 from flowexec.store.event_log import EventLogFacade
+from flowexec.store.flows import FlowCountsFacade
 from flowexec.store.lifecycle import retry_events, status_write_events
 from flowexec.store.limits import MAX_BATCH
 from flowexec.store.rows import (
@@ -70,9 +71,10 @@ from flowexec.store.rows import (
     stats_from_rows,
     tree_node_from_row,
 )
+from flowexec.store.tokens import TokenFacade
 
 
-class SqlExecutionStore(EventLogFacade):
+class SqlExecutionStore(TokenFacade, FlowCountsFacade, EventLogFacade):
     """The `ExecutionStore` contract over backend primitives."""
 
     # ------------------------------------------------------------ executions
