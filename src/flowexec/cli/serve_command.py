@@ -1,0 +1,41 @@
+"""`flowexec serve`: the HTTP API over the database the global options name."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from flowexec.cli.session import run, settings_of
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to bind.")] = 8080,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, max=256, help="Server processes.")
+    ] = 1,
+    insecure_no_auth: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-no-auth",
+            help="Serve without tokens, every request as an admin; loopback addresses only.",
+        ),
+    ] = False,
+) -> None:
+    """Serve the HTTP API (needs the `api` extra): executions, event streams, stats."""
+    from flowexec.api.server import ServeOptions, check_can_serve
+    from flowexec.api.server import serve as serve_api
+
+    settings = settings_of(ctx)
+    options = ServeOptions(
+        url=settings.url,
+        table_prefix=settings.table_prefix,
+        host=host,
+        port=port,
+        workers=workers,
+        insecure_no_auth=insecure_no_auth,
+    )
+    run(settings, check_can_serve(options))
+    serve_api(options)
