@@ -30,6 +30,7 @@ from flowexec.errors import (
     StoreUnavailable,
     ValidationError,
 )
+from flowexec.runtime.client import InvalidItem
 
 log = logging.getLogger("flowexec.api")
 
@@ -65,9 +66,15 @@ class ApiProblem(Exception):
 
 
 def problem(
-    status: int, kind: str, detail: str, headers: Mapping[str, str] | None = None
+    status: int,
+    kind: str,
+    detail: str,
+    headers: Mapping[str, str] | None = None,
+    fields: Mapping[str, Any] | None = None,
 ) -> JSONResponse:
+    """A problem response; `fields` are extension members a client rebuilds its error from."""
     body = {
+        **(fields or {}),
         "type": TYPE_BASE + kind,
         "title": HTTPStatus(status).phrase,
         "status": status,
@@ -81,6 +88,25 @@ def error_problem(exc: FlowexecError) -> tuple[int, str]:
         if isinstance(exc, error_type):
             return status, kind
     return 500, "internal-error"
+
+
+def error_fields(exc: FlowexecError) -> dict[str, Any]:
+    """What an error names besides its message, so `HttpClient` raises the same error."""
+    if isinstance(exc, InvalidTransition):
+        return {
+            "execution_id": exc.execution_id,
+            "current": exc.current.value,
+            "target": exc.target.value,
+        }
+    if isinstance(exc, ExecutionExists):
+        return {"execution_id": exc.execution_id, "differences": exc.differences}
+    if isinstance(exc, ExecutionNotFound):
+        return {"execution_id": exc.execution_id}
+    if isinstance(exc, FlowNotFound):
+        return {"flow_id": exc.flow_id}
+    if isinstance(exc, InvalidItem):
+        return {"index": exc.index, "reason": exc.reason}
+    return {}
 
 
 def _http_kind(status: int) -> str:
@@ -102,7 +128,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         status, kind = error_problem(exc)
         if status >= 500:
             log.error("%s %s failed: %s", request.method, request.url.path, exc)
-        return problem(status, kind, str(exc))
+        return problem(status, kind, str(exc), fields=error_fields(exc))
 
     async def on_api_problem(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiProblem)
