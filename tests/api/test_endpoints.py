@@ -94,12 +94,19 @@ async def test_batches_listing_pages_flows_and_stats(api: Api) -> None:
         assert sorted(seen) == sorted(batch.json()["ids"])
         everyone = (await admin.get("/flows/mail/executions")).json()["items"]
         assert len(everyone) == 3
+        await admin.post(f"/executions/{seen[0]}/stop")
+        stopped = (await admin.get("/flows/mail/executions?status=stopped")).json()["items"]
+        assert [r["execution"]["id"] for r in stopped] == [seen[0]]
+        assert_problem(
+            await http.get("/flows/mail/executions?status=done"), 422, "invalid-request", "status"
+        )
         assert (await http.get("/flows")).json() == {
-            "items": [{"flow_id": "mail", "counts_by_status": {"created": 2}}]
+            "items": [{"flow_id": "mail", "counts_by_status": {"created": 1, "stopped": 1}}]
         }
-        assert (await admin.get("/flows")).json()["items"][0]["counts_by_status"] == {"created": 3}
+        counts = (await admin.get("/flows")).json()["items"][0]["counts_by_status"]
+        assert counts == {"created": 2, "stopped": 1}
         stats = (await admin.get("/stats")).json()
-        assert stats["counts_by_status"]["created"] == 3
+        assert stats["counts_by_status"]["created"] == 2
         assert_problem(await http.get("/stats"), 403, "admin-only")
     async with httpx.AsyncClient(base_url=api.base_url) as anonymous:
         assert (await anonymous.get("/api/v1/healthz")).json() == {"status": "ok"}

@@ -30,7 +30,7 @@ from flowexec.api.schemas import (
     TreeNodeOut,
 )
 from flowexec.api.settings import DEFAULT_PAGE, MAX_PAGE
-from flowexec.model import DEFAULT_TREE_NODES, MAX_TREE_NODES, Execution
+from flowexec.model import DEFAULT_TREE_NODES, MAX_TREE_NODES, Execution, ExecutionStatus
 from flowexec.runtime.client import Client
 
 router = APIRouter(tags=["executions"])
@@ -153,12 +153,14 @@ async def list_roots(
     store: Store,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the page before.")] = None,
+    status: Annotated[ExecutionStatus | None, Query(description="Only roots in it.")] = None,
 ) -> RootPage:
     roots = await store.get_root_executions(
         flow_id,
         limit,
         decode_cursor(cursor),
         owner_id=None if caller.admin else caller.owner_id,
+        status=status,
     )
     next_cursor = encode_cursor(roots[-1]) if len(roots) == limit else None
     return RootPage(items=[RootOut.of(r) for r in roots], next_cursor=next_cursor)

@@ -205,12 +205,14 @@ class SqlExecutionStore(TokenFacade, FlowCountsFacade, EventLogFacade):
         after: PagePosition | None = None,
         *,
         owner_id: str | None = None,
+        status: ExecutionStatus | str | None = None,
     ) -> list[RootExecution]:
         query = RootPageQuery(
             flow_id=check_id(flow_id, "flow_id"),
             limit=check_limit(limit),
             cursor=page_cursor(after),
             owner_id=None if owner_id is None else check_id(owner_id, "owner_id"),
+            status=None if status is None else check_status(status),
         )
         return [root_from_row(row) for row in await self._root_page(query)]
 

@@ -123,8 +123,10 @@ class ExecutionStore(Protocol):
         after: datetime | RootExecution | tuple[datetime, str] | None = None,
         *,
         owner_id: str | None = None,
+        status: ExecutionStatus | str | None = None,
     ) -> list[RootExecution]:
-        """Roots of a flow, newest first, keyset-paginated on (created_at, id).
+        """Roots of a flow (of one owner, in one status, when given), newest first,
+        keyset-paginated on (created_at, id).
 
         `after` is a datetime as the TypeScript store takes (roots created before it), a
         `RootExecution` returned earlier, or its (created_at, id) pair.
