@@ -7,11 +7,13 @@ import asyncio
 import os
 import signal
 import sys
+from pathlib import Path
 
 import httpx
 from tests.api.conftest import free_loopback_socket
 from tests.cli.conftest import Cli, assert_one_line_error
 
+from flowexec import open_store
 from flowexec.store.protocol import ExecutionStore
 
 
@@ -48,11 +50,27 @@ async def test_serve_refuses_to_start_without_tokens_or_insecurely_on_the_networ
 async def test_a_serve_process_answers_with_a_token_and_stops_on_sigterm(
     cli: Cli, store: ExecutionStore
 ) -> None:
+    # uvicorn shuts down gracefully, then ends by the signal it was sent
+    await _serve_and_stop(cli, store, [], exit_code=-signal.SIGTERM)
+
+
+async def test_serve_with_several_processes(tmp_path: Path) -> None:
+    """Each `--workers` process builds its app from the environment its parent set."""
+    url = f"sqlite:///{tmp_path / 'serve.db'}"
+    cli = Cli(url, "flowexec_")
+    async with await open_store(url) as store:
+        await _serve_and_stop(cli, store, ["--workers", "2"], exit_code=0)
+
+
+async def _serve_and_stop(
+    cli: Cli, store: ExecutionStore, options: list[str], *, exit_code: int
+) -> None:
     bearer = (await store.create_token("alice")).bearer
     with free_loopback_socket() as probe:
         port = probe.getsockname()[1]
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "flowexec", *cli.global_args(), "serve", "--port", str(port),
+        *options,
         env={**os.environ, "NO_COLOR": "1"},
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
@@ -73,8 +91,7 @@ async def test_a_serve_process_answers_with_a_token_and_stops_on_sigterm(
             assert [f["flow_id"] for f in flows] == ["f"]
         process.send_signal(signal.SIGTERM)
         async with asyncio.timeout(30):
-            # uvicorn shuts down gracefully, then ends by the signal it was sent
-            assert await process.wait() == -signal.SIGTERM
+            assert await process.wait() == exit_code
     finally:
         if process.returncode is None:
             process.kill()
