@@ -4,6 +4,7 @@ refuses to start open to the network, and a real `serve` process answering with 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -70,7 +71,7 @@ async def _serve_and_stop(
         port = probe.getsockname()[1]
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "flowexec", *cli.global_args(), "serve", "--port", str(port),
-        *options,
+        "--shutdown-grace", "1", *options,
         env={**os.environ, "NO_COLOR": "1"},
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
@@ -89,7 +90,14 @@ async def _serve_and_stop(
             assert created.status_code == 201
             flows = (await http.get("/flows", headers=headers)).json()["items"]
             assert [f["flow_id"] for f in flows] == ["f"]
-        process.send_signal(signal.SIGTERM)
+            # an open event stream does not hold the server up past its grace period
+            events = f"/executions/{created.json()['id']}/events"
+            sse = {**headers, "Accept": "text/event-stream"}
+            async with http.stream("GET", events, headers=sse, timeout=30) as stream:
+                assert stream.status_code == 200
+                process.send_signal(signal.SIGTERM)
+                with contextlib.suppress(httpx.TransportError):
+                    await stream.aread()
         async with asyncio.timeout(30):
             assert await process.wait() == exit_code
     finally:

@@ -17,7 +17,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from flowexec.api.app import create_app
-from flowexec.api.settings import ApiSettings
+from flowexec.api.settings import SHUTDOWN_GRACE_S, ApiSettings
 from flowexec.errors import ConfigError
 from flowexec.model import DEFAULT_TABLE_PREFIX
 from flowexec.store import open_store
@@ -47,6 +47,7 @@ class ServeOptions:
     port: int = 8080
     workers: int = 1
     insecure_no_auth: bool = False
+    shutdown_grace_s: int = SHUTDOWN_GRACE_S
 
 
 async def check_can_serve(options: ServeOptions) -> None:
@@ -88,7 +89,7 @@ def app_from_environment() -> FastAPI:
 
 
 def serve(options: ServeOptions) -> None:
-    """Serve until SIGINT or SIGTERM (uvicorn's own handling: in-flight requests finish)."""
+    """Serve until SIGINT or SIGTERM: in-flight requests get `shutdown_grace_s` to finish."""
     if options.workers == 1:
         app = create_app(
             options.url,
@@ -96,7 +97,13 @@ def serve(options: ServeOptions) -> None:
             table_prefix=options.table_prefix,
             migrate=False,
         )
-        uvicorn.run(app, host=options.host, port=options.port, log_config=None)
+        uvicorn.run(
+            app,
+            host=options.host,
+            port=options.port,
+            log_config=None,
+            timeout_graceful_shutdown=options.shutdown_grace_s,
+        )
         return
     os.environ[URL_ENV] = options.url
     os.environ[PREFIX_ENV] = options.table_prefix
@@ -108,4 +115,5 @@ def serve(options: ServeOptions) -> None:
         port=options.port,
         workers=options.workers,
         log_config=None,
+        timeout_graceful_shutdown=options.shutdown_grace_s,
     )

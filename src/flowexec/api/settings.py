@@ -10,6 +10,9 @@ DEFAULT_KEEPALIVE_S = 15.0
 DEFAULT_MAX_BODY_BYTES = 4 << 20
 DEFAULT_MAX_STREAMS_PER_TOKEN = 16
 DEFAULT_PAGE = 50
+SHUTDOWN_GRACE_S = 5
+"""How long a stopping server lets open requests finish. Event streams never finish on their own,
+so after this they are cut, and clients reconnect (to another server) with `Last-Event-ID`."""
 MAX_PAGE = 1000
 """Largest `limit` of a root listing or an event page, so one request stays one small query."""
 

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from flowexec.api.settings import SHUTDOWN_GRACE_S
 from flowexec.cli.session import run, settings_of
 
 
@@ -23,6 +24,15 @@ def serve(
             help="Serve without tokens, every request as an admin; loopback addresses only.",
         ),
     ] = False,
+    shutdown_grace: Annotated[
+        int,
+        typer.Option(
+            "--shutdown-grace",
+            min=0,
+            max=3600,
+            help="Seconds a stopping server lets requests finish before it cuts event streams.",
+        ),
+    ] = SHUTDOWN_GRACE_S,
 ) -> None:
     """Serve the HTTP API (needs the `api` extra): executions, event streams, stats."""
     from flowexec.api.server import ServeOptions, check_can_serve
@@ -36,6 +46,7 @@ def serve(
         port=port,
         workers=workers,
         insecure_no_auth=insecure_no_auth,
+        shutdown_grace_s=shutdown_grace,
     )
     run(settings, check_can_serve(options))
     serve_api(options)
