@@ -49,4 +49,11 @@ def serve(
         shutdown_grace_s=shutdown_grace,
     )
     run(settings, check_can_serve(options))
+    shown_host = f"[{host}]" if ":" in host else host  # an IPv6 address
+    where = f"http://{shown_host}:{port}/api/v1"
+    typer.echo(
+        f"serving the flowexec API on {where} ({settings.shown_url}, table prefix "
+        f"{settings.table_prefix}); documentation at {where}/docs",
+        err=True,
+    )
     serve_api(options)
