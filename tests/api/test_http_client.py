@@ -4,9 +4,12 @@ typed errors."""
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import pytest
+import uvicorn
 
+from flowexec.api import create_app
 from flowexec.errors import (
     ApiRefused,
     ExecutionNotCompleted,
@@ -20,7 +23,7 @@ from flowexec.http import HttpClient
 from flowexec.model import ExecutionStatus
 from flowexec.runtime.client import Client, InvalidItem
 
-from .conftest import Api, free_loopback_socket
+from .conftest import TEST_SETTINGS, Api, free_loopback_socket
 from .runs import claim, complete, log_lines
 
 
@@ -90,3 +93,47 @@ async def test_the_http_client_raises_the_database_clients_errors(api: Api) -> N
     async with HttpClient(f"http://127.0.0.1:{port}", "t") as nowhere:
         with pytest.raises(StoreUnavailable, match="cannot reach"):
             await nowhere.get("x")
+
+
+async def test_events_resume_exactly_once_when_the_server_restarts(api: Api) -> None:
+    """A rolling restart cuts the stream; the client reconnects from the next index."""
+    sock = free_loopback_socket()
+    port = sock.getsockname()[1]
+
+    def server() -> uvicorn.Server:
+        app = create_app(api.store, settings=TEST_SETTINGS)
+        return uvicorn.Server(
+            uvicorn.Config(app, log_config=None, timeout_graceful_shutdown=0)
+        )
+
+    first = server()
+    serving = asyncio.create_task(first.serve(sockets=[sock]))
+    async with asyncio.timeout(10):
+        while not first.started:
+            await asyncio.sleep(0.01)
+    async with HttpClient(f"http://127.0.0.1:{port}", api.tokens["alice"]) as client:
+        execution_id = await client.create("f")
+        epoch = await claim(api.store, execution_id)
+        seen: list[int] = []
+        second: uvicorn.Server | None = None
+        restarted: asyncio.Task[None] | None = None
+        async with asyncio.timeout(30):
+            async for event in client.events(execution_id):
+                seen.append(event.index)
+                if event.index == 0:
+                    await log_lines(api.store, execution_id, epoch, "before")
+                elif event.index == 1:
+                    first.should_exit = True
+                    await serving
+                    await log_lines(api.store, execution_id, epoch, "while down")
+                    second = server()
+                    again = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                    again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    again.bind(("127.0.0.1", port))  # the same address, as a restart has
+                    restarted = asyncio.create_task(second.serve(sockets=[again]))
+                elif event.index == 2:
+                    await complete(api.store, execution_id, epoch)
+        assert seen == [0, 1, 2, 3]
+    assert second is not None and restarted is not None
+    second.should_exit = True
+    await restarted
