@@ -6,10 +6,12 @@ from collections.abc import AsyncIterator
 
 import httpx
 
+from flowexec.api import API_PREFIX, create_app
 from flowexec.model import new_execution
 from flowexec.store.limits import MAX_CREATE_BATCH
+from tests.conftest import StoreFactory
 
-from .conftest import TEST_SETTINGS, Api
+from .conftest import TEST_SETTINGS, Api, serving
 from .runs import claim, complete
 
 PROBLEM = "application/problem+json"
@@ -198,3 +200,16 @@ async def test_problem_json_on_every_error_path(api: Api) -> None:
         assert_problem(refused, 400, "invalid-input", "items[1]")
         assert refused.json()["index"] == 1
 
+
+
+async def test_an_unavailable_store_is_503(api: Api, store_factory: StoreFactory) -> None:
+    lost = await store_factory()
+    async with serving(create_app(lost, settings=TEST_SETTINGS)) as base_url:
+        await lost.close()
+        async with httpx.AsyncClient(base_url=base_url + API_PREFIX) as http:
+            assert (await http.get("/healthz")).status_code == 200
+            assert_problem(await http.get("/readyz"), 503, "store-unavailable", "closed")
+            bearer = {"Authorization": f"Bearer {api.tokens['alice']}"}
+            assert_problem(
+                await http.get("/flows", headers=bearer), 503, "store-unavailable", "closed"
+            )
