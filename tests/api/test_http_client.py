@@ -20,7 +20,8 @@ from flowexec.errors import (
     ValidationError,
 )
 from flowexec.http import HttpClient
-from flowexec.model import ExecutionStatus
+from flowexec.model import ExecutionOptions, ExecutionStatus
+from flowexec.runtime import FlowEvent
 from flowexec.runtime.client import Client, InvalidItem
 
 from .conftest import TEST_SETTINGS, Api, free_loopback_socket
@@ -29,7 +30,10 @@ from .runs import claim, complete, log_lines
 
 async def test_the_http_client_drives_an_execution_like_the_database_client(api: Api) -> None:
     async with HttpClient(api.base_url, api.tokens["alice"]) as client:
-        execution_id = await client.create("f", integration={"a": 1}, start=False)
+        execution_id = await client.create(
+            "f", integration={"a": 1}, options=ExecutionOptions(debug=True),
+            events=[FlowEvent("paid", {"n": 1})], start=False,
+        )
         assert await client.start(execution_id) is True
         epoch = await claim(api.store, execution_id)
         await client.pause(execution_id, "hold")
@@ -37,6 +41,9 @@ async def test_the_http_client_drives_an_execution_like_the_database_client(api:
         execution = await client.get(execution_id)
         direct = await Client(api.store).get(execution_id)
         assert execution == direct
+        assert execution.options == ExecutionOptions(debug=True)
+        assert execution.external_events is not None
+        assert execution.external_events[0]["event_name"] == "paid"
         assert [n.id for n in await client.tree(execution_id)] == [execution_id]
         with pytest.raises(ExecutionNotCompleted):
             await client.result(execution_id)

@@ -52,10 +52,6 @@ class StreamSlots:
         else:
             del self._open[key]
 
-    @property
-    def open_streams(self) -> int:
-        return sum(self._open.values())
-
 
 def sse_event(event: ExecutionEvent) -> bytes:
     data = EventOut.of(event).model_dump_json()

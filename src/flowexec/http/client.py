@@ -35,6 +35,7 @@ from flowexec.model import (
     ExecutionTreeNode,
     check_positive,
 )
+from flowexec.runtime.events import FlowEvent
 
 API_PREFIX = "/api/v1"
 WAIT_FIRST_POLL_S = 0.05
@@ -95,13 +96,13 @@ class HttpClient:
         owner_id: str | None = None,
         options: ExecutionOptions | Mapping[str, Any] | None = None,
         integration: Mapping[str, JSON] | None = None,
-        events: Sequence[Mapping[str, Any]] | None = None,
+        events: Sequence[FlowEvent | Mapping[str, Any]] | None = None,
         start: bool = True,
     ) -> str:
         body = {
             "flow_id": flow_id,
             "owner_id": owner_id,
-            "options": options.to_json() if isinstance(options, ExecutionOptions) else options,
+            "options": options,
             "integration": integration,
             "events": events,
             "start": start,
@@ -279,13 +280,20 @@ def _path(execution_id: str, action: str | None = None) -> str:
     return f"/executions/{quoted}" + ("" if action is None else f"/{action}")
 
 
+def _model_json(value: object) -> object:
+    """The model objects `Client` takes (options, events) in their JSON shape."""
+    if isinstance(value, ExecutionOptions | FlowEvent):
+        return value.to_json()
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
 def _checked_json(body: object) -> object:
-    """Refuse what JSON cannot carry here, as the database Client would, before sending."""
+    """The body as JSON values; what JSON cannot carry is refused before sending, as the
+    database Client would refuse it."""
     try:
-        json.dumps(body, allow_nan=False)
+        return json.loads(json.dumps(body, allow_nan=False, default=_model_json))
     except (TypeError, ValueError) as exc:
         raise ValidationError(f"the request cannot be sent as JSON: {exc}") from None
-    return body
 
 
 def _json_or_none(response: httpx.Response) -> object:
