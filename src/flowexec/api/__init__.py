@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING
 from flowexec.lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from flowexec.api.app import API_PREFIX, create_app
-    from flowexec.api.settings import ApiSettings
+    from flowexec.api.app import create_app
+    from flowexec.api.settings import API_PREFIX, ApiSettings
 
 __getattr__ = lazy_exports(
     globals(),
     {
-        "API_PREFIX": "flowexec.api.app",
+        "API_PREFIX": "flowexec.api.settings",
         "create_app": "flowexec.api.app",
         "ApiSettings": "flowexec.api.settings",
     },

@@ -16,15 +16,13 @@ from fastapi import FastAPI
 from flowexec.api import events, executions, system
 from flowexec.api.problems import PROBLEM_JSON, BodySizeLimit, install_problem_handlers
 from flowexec.api.schemas import Problem
-from flowexec.api.settings import ApiSettings
+from flowexec.api.settings import API_PREFIX, ApiSettings
 from flowexec.api.streams import StreamSlots
 from flowexec.model import DEFAULT_TABLE_PREFIX
 from flowexec.runtime.client import Client
 from flowexec.runtime.stores import use_store
 from flowexec.store.protocol import ExecutionStore
 from flowexec.version import __version__
-
-API_PREFIX = "/api/v1"
 
 _PROBLEM_RESPONSE = {"model": Problem, "content": {PROBLEM_JSON: {}}}
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {

@@ -30,6 +30,7 @@ from flowexec.errors import (
     StoreUnavailable,
     ValidationError,
 )
+from flowexec.http.decode import PROBLEM_TYPE_BASE
 from flowexec.runtime.client import InvalidItem
 
 log = logging.getLogger("flowexec.api")
@@ -48,8 +49,6 @@ ERROR_STATUS: list[tuple[type[FlowexecError], int, str]] = [
     (ConfigError, 500, "server-misconfigured"),
 ]
 """Each typed error's HTTP status and problem type, most specific first."""
-
-TYPE_BASE = "urn:flowexec:problem:"
 
 
 class ApiProblem(Exception):
@@ -75,7 +74,7 @@ def problem(
     """A problem response; `fields` are extension members a client rebuilds its error from."""
     body = {
         **(fields or {}),
-        "type": TYPE_BASE + kind,
+        "type": PROBLEM_TYPE_BASE + kind,
         "title": HTTPStatus(status).phrase,
         "status": status,
         "detail": detail,

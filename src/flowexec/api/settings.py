@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from flowexec.model import check_int_range, check_positive
 
+API_PREFIX = "/api/v1"
+"""Where every route lives; the version changes only with an incompatible API."""
 DEFAULT_KEEPALIVE_S = 15.0
 DEFAULT_MAX_BODY_BYTES = 4 << 20
 DEFAULT_MAX_STREAMS_PER_TOKEN = 16

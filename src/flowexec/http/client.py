@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 import httpx
 
+from flowexec.api.settings import API_PREFIX
 from flowexec.errors import (
     ExecutionNotCompleted,
     ExecutionTimeout,
@@ -37,7 +38,6 @@ from flowexec.model import (
 )
 from flowexec.runtime.events import FlowEvent
 
-API_PREFIX = "/api/v1"
 WAIT_FIRST_POLL_S = 0.05
 WAIT_POLL_GROWTH = 1.5
 MAX_POLL_INTERVAL_S = 1.0

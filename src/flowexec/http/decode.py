@@ -25,6 +25,7 @@ from flowexec.model import (
 from flowexec.runtime.client import InvalidItem
 
 PROBLEM_TYPE_BASE = "urn:flowexec:problem:"
+"""Every problem's `type` is this plus a kind (`execution-not-found`, ...), on server and client."""
 
 
 def _time(value: str | None) -> datetime | None:
