@@ -44,7 +44,10 @@ def _resume_index(last_event_id: str | None, from_index: int) -> int:
     "/executions/{execution_id}/events",
     response_model=EventPage,
     description=STREAM_DESCRIPTION,
-    responses={200: {"content": {SSE_MEDIA_TYPE: {"schema": {"type": "string"}}}}},
+    responses={
+        200: {"content": {SSE_MEDIA_TYPE: {"schema": {"type": "string"}}}},
+        204: {"description": "A stream asked for after the execution's last event."},
+    },
 )
 async def get_events(
     request: Request,
