@@ -29,8 +29,8 @@ from flowexec.api.schemas import (
     Tree,
     TreeNodeOut,
 )
-from flowexec.api.settings import DEFAULT_PAGE, MAX_PAGE
-from flowexec.model import DEFAULT_TREE_NODES, MAX_TREE_NODES, Execution, ExecutionStatus
+from flowexec.api.settings import DEFAULT_PAGE, MAX_PAGE, MAX_TREE_NODES
+from flowexec.model import DEFAULT_TREE_NODES, Execution, ExecutionStatus
 from flowexec.runtime.client import Client
 
 router = APIRouter(tags=["executions"])

@@ -17,6 +17,8 @@ SHUTDOWN_GRACE_S = 5
 so after this they are cut, and clients reconnect (to another server) with `Last-Event-ID`."""
 MAX_PAGE = 1000
 """Largest `limit` of a root listing or an event page, so one request stays one small query."""
+MAX_TREE_NODES = 10_000
+"""Most nodes one tree response holds (the store allows more to its own callers)."""
 
 
 @dataclass(frozen=True, slots=True)
