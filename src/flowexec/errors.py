@@ -71,6 +71,17 @@ class StoreUnavailable(FlowexecError):
     """The database cannot be reached or read."""
 
 
+class ApiRefused(FlowexecError):
+    """The HTTP API refused a request for a reason of its own (no or a revoked token, a
+    forbidden owner, a body or stream limit), with the problem's HTTP status and type."""
+
+    def __init__(self, status: int, kind: str, detail: str) -> None:
+        super().__init__(f"HTTP {status}: {detail}")
+        self.status = status
+        self.kind = kind
+        self.detail = detail
+
+
 class FlowNotFound(FlowexecError, LookupError):
     """No flow is registered under that id."""
 

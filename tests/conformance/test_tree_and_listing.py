@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from flowexec.model import Execution, ExecutionTreeNode, RootExecution
+import pytest
+
+from flowexec.errors import ValidationError
+from flowexec.model import (
+    Execution,
+    ExecutionStatus,
+    ExecutionTreeNode,
+    RootExecution,
+    UpdateExecutionStatusParams,
+)
 from flowexec.store.protocol import ExecutionStore
 
 from .helpers import (
@@ -112,6 +121,28 @@ async def test_root_listing_owner_filter(store: ExecutionStore) -> None:
     assert await store.get_root_executions(FLOW, owner_id="carol") == []
     pages = await all_pages(store, FLOW, 2, owner_id="alice")
     assert [r.execution.id for page in pages for r in page] == newest_first(mine)
+
+
+async def test_root_listing_status_filter(store: ExecutionStore) -> None:
+    roots = [build_root(owner_id=o, created_at=BASE + timedelta(seconds=i))
+             for i, o in enumerate(["alice", "alice", "bob", "alice"])]
+    for root in roots:
+        await store.create(root)
+    stopped = [roots[0], roots[2], roots[3]]
+    for root in stopped:
+        await store.update_execution_status(
+            UpdateExecutionStatusParams(root.id, ExecutionStatus.STOPPED)
+        )
+    listed = await store.get_root_executions(FLOW, status="stopped")
+    assert [r.execution.id for r in listed] == newest_first(stopped)
+    listed = await store.get_root_executions(FLOW, status=ExecutionStatus.CREATED)
+    assert [r.execution.id for r in listed] == [roots[1].id]
+    pages = await all_pages(store, FLOW, 1, owner_id="alice", status="stopped")
+    assert [r.execution.id for page in pages for r in page] == newest_first(
+        [roots[0], roots[3]]
+    )
+    with pytest.raises(ValidationError, match="status 'done' is not one of"):
+        await store.get_root_executions(FLOW, status="done")
 
 
 async def test_root_aggregates_levels_and_total_nested(store: ExecutionStore) -> None:

@@ -51,6 +51,10 @@ BAD_ARGUMENTS: dict[str, list[list[str]]] = {
     "claims": [["--worker", NOT_UTF8], ["--bogus"]],
     "stats": [["--bogus"], ["extra"]],
     "demo": [["--bogus"], ["--runs", "abc"]],
+    "serve": [[], ["--port", "0"], ["--workers", "0"], ["--insecure-no-auth", "--host", NOT_UTF8],
+              ["--insecure-no-auth", "--host", "0.0.0.0"], ["--shutdown-grace", "-1"]],
+    "tokens": [["create"], ["create", "--owner", NOT_UTF8], ["create", "--owner", "o", "--name",
+               "has space"], ["revoke", "nope"], ["revoke", NOT_UTF8], ["bogus"]],
 }
 GLOBAL_MISTAKES: list[list[str]] = [
     ["--table-prefix", "ok_prefix\n", "ls", "flow"],

@@ -36,8 +36,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "claims": ("flowexec.cli.inspect_commands", "list_claims"),
     "stats": ("flowexec.cli.inspect_commands", "show_stats"),
     "demo": ("flowexec.cli.demo_command", "run_demo_command"),
+    "serve": ("flowexec.cli.serve_command", "serve"),
+    "tokens": ("flowexec.cli.tokens_commands", "tokens"),
 }
-"""Each command's name, and the module and function that run it: a new command is one line."""
+"""Each command's name, and the module and function (or `typer.Typer` group) that run it: a new
+command is one line."""
 
 
 CLI_EXCEPTIONS = (typer.Exit, typer.Abort, TyperException)
@@ -71,8 +74,11 @@ class LazyCommands(TyperGroup):
             return None
         module_name, function_name = COMMANDS[cmd_name]
         module = importlib.import_module(module_name)
+        target = getattr(module, function_name)
+        if isinstance(target, typer.Typer):  # a group of subcommands
+            return typer.main.get_group(target)
         single = typer.Typer(add_completion=False)
-        single.command(cmd_name)(getattr(module, function_name))
+        single.command(cmd_name)(target)
         return typer.main.get_command(single)
 
 EPILOG = (

@@ -27,6 +27,7 @@ from flowexec.model import (
     ExecutionEvent,
     ExecutionOptions,
     ExecutionStatus,
+    ExecutionTreeNode,
     UpdateExecutionStatusParams,
     check_id,
     check_positive,
@@ -163,6 +164,17 @@ class Client(AsyncClosing):
         )
         log.info("resumed execution %s", execution_id, extra={"execution_id": execution_id})
 
+    async def retry(self, execution_id: str, reason: str | None = None) -> None:
+        """End the current attempt of a running or paused execution and put it back in the
+        queue at once (`flow:requeued`, with the reason); finished executions stay finished."""
+        await self._set_status(
+            execution_id,
+            ExecutionStatus.CREATED,
+            event_data=None if reason is None else {"reason": reason},
+        )
+        log.info("requeued execution %s%s", execution_id, f": {reason}" if reason else "",
+                 extra={"execution_id": execution_id})
+
     async def _set_status(
         self,
         execution_id: str,
@@ -170,12 +182,14 @@ class Client(AsyncClosing):
         *,
         error_message: str | None = None,
         expected: ExecutionStatus | None = None,
+        event_data: dict[str, JSON] | None = None,
     ) -> None:
         params = UpdateExecutionStatusParams(
             execution_id=execution_id,
             status=status,
             error_message=error_message,
             expected_status=expected,
+            event_data=event_data,
         )
         if not await self._store.update_execution_status(params):
             raise ExecutionNotFound(execution_id)
@@ -187,6 +201,15 @@ class Client(AsyncClosing):
         if execution is None:
             raise ExecutionNotFound(execution_id)
         return execution
+
+    async def tree(
+        self, execution_id: str, *, max_nodes: int | None = None
+    ) -> list[ExecutionTreeNode]:
+        """The execution and its descendants, by (level, id), at most `max_nodes`."""
+        nodes = await self._store.get_execution_tree(execution_id, max_nodes=max_nodes)
+        if not nodes:
+            raise ExecutionNotFound(execution_id)
+        return nodes
 
     def events(
         self,

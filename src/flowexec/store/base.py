@@ -57,6 +57,7 @@ from flowexec.store.commands import (
 )
 from flowexec.store.cursors import PagePosition, page_cursor
 from flowexec.store.event_log import EventLogFacade
+from flowexec.store.flows import FlowCountsFacade
 from flowexec.store.lifecycle import retry_events, status_write_events
 from flowexec.store.limits import MAX_BATCH
 from flowexec.store.rows import (
@@ -71,9 +72,10 @@ from flowexec.store.rows import (
     stats_from_rows,
     tree_node_from_row,
 )
+from flowexec.store.tokens import TokenFacade
 
 
-class SqlExecutionStore(EventLogFacade, CheckpointFacade):
+class SqlExecutionStore(TokenFacade, FlowCountsFacade, EventLogFacade, CheckpointFacade):
     """The `ExecutionStore` contract over backend primitives."""
 
     # ------------------------------------------------------------ executions
@@ -204,12 +206,14 @@ class SqlExecutionStore(EventLogFacade, CheckpointFacade):
         after: PagePosition | None = None,
         *,
         owner_id: str | None = None,
+        status: ExecutionStatus | str | None = None,
     ) -> list[RootExecution]:
         query = RootPageQuery(
             flow_id=check_id(flow_id, "flow_id"),
             limit=check_limit(limit),
             cursor=page_cursor(after),
             owner_id=None if owner_id is None else check_id(owner_id, "owner_id"),
+            status=None if status is None else check_status(status),
         )
         return [root_from_row(row) for row in await self._root_page(query)]
 

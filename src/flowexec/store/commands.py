@@ -215,11 +215,12 @@ class RootPageQuery:
     limit: int
     cursor: tuple[datetime, str] | None
     owner_id: str | None
+    status: ExecutionStatus | None = None
 
     @property
-    def variant(self) -> tuple[bool, bool]:
-        """Which `ROOT_PAGE` statement: (has cursor, has owner filter)."""
-        return self.cursor is not None, self.owner_id is not None
+    def variant(self) -> tuple[bool, bool, bool]:
+        """Which `ROOT_PAGE` statement: (has cursor, has owner filter, has status filter)."""
+        return self.cursor is not None, self.owner_id is not None, self.status is not None
 
     def params(self, encoding: ParamEncoding) -> Params:
         return {
@@ -228,4 +229,5 @@ class RootPageQuery:
             "after_created": None if self.cursor is None else encoding.time(self.cursor[0]),
             "after_id": None if self.cursor is None else self.cursor[1],
             "owner_id": self.owner_id,
+            "status": None if self.status is None else self.status.value,
         }

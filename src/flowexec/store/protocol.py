@@ -31,6 +31,7 @@ from flowexec.model import (
 )
 from flowexec.policy import DEFAULT_RECOVERY
 from flowexec.store.limits import MAX_BATCH
+from flowexec.store.tokens import ApiToken, IssuedToken
 
 
 @runtime_checkable
@@ -122,8 +123,10 @@ class ExecutionStore(Protocol):
         after: datetime | RootExecution | tuple[datetime, str] | None = None,
         *,
         owner_id: str | None = None,
+        status: ExecutionStatus | str | None = None,
     ) -> list[RootExecution]:
-        """Roots of a flow, newest first, keyset-paginated on (created_at, id).
+        """Roots of a flow (of one owner, in one status, when given), newest first,
+        keyset-paginated on (created_at, id).
 
         `after` is a datetime as the TypeScript store takes (roots created before it), a
         `RootExecution` returned earlier, or its (created_at, id) pair.
@@ -301,6 +304,29 @@ class ExecutionStore(Protocol):
 
     async def wait_for_events(self, execution_id: str, timeout_s: float) -> None:
         """Return when the execution may have new events, or after `timeout_s`."""
+        ...
+
+    # ------------------------------------------------------------ API tokens and flows
+
+    async def create_token(
+        self, owner_id: str, *, name: str | None = None, admin: bool = False
+    ) -> IssuedToken:
+        """A new API token acting as `owner_id` (on every owner's executions if `admin`);
+        only a hash of its secret is stored, so `IssuedToken.bearer` is shown once."""
+        ...
+
+    async def list_tokens(self) -> list[ApiToken]: ...
+
+    async def revoke_token(self, name: str) -> bool:
+        """Delete the token at once; False if no token has that name."""
+        ...
+
+    async def authenticate(self, bearer: str) -> ApiToken | None:
+        """The live token `bearer` is, compared in constant time; None for anything else."""
+        ...
+
+    async def get_flow_counts(self, *, owner_id: str | None = None) -> dict[str, dict[str, int]]:
+        """Executions per flow and status (of one owner when given), in one query."""
         ...
 
     # ------------------------------------------------------------ operations

@@ -166,7 +166,7 @@ def test_recovery_sweep_uses_the_recoverable_index(loaded: str, postgres_url: st
 
 def test_root_listing_uses_the_roots_index(loaded: str, postgres_url: str) -> None:
     found = plans(
-        postgres_url, loaded, Q.ROOT_PAGE[(True, False)],
+        postgres_url, loaded, Q.ROOT_PAGE[(True, False, False)],
         {"flow_id": "flow", "limit": 50, "after_created": datetime.now(UTC), "after_id": ""},
         {"flow_id": "text", "limit": "integer", "after_created": "timestamptz",
          "after_id": "text"},

@@ -136,7 +136,8 @@ HOT_QUERIES = [
         (
             f"root listing {key}",
             template,
-            {"flow_id": "f", "limit": 50, "after_created": 0, "after_id": "", "owner_id": "o"},
+            {"flow_id": "f", "limit": 50, "after_created": 0, "after_id": "", "owner_id": "o",
+             "status": "failed"},
             "executions_roots",
         )
         for key, template in Q.ROOT_PAGE.items()

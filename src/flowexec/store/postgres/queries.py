@@ -8,6 +8,8 @@ indexed columns) so that generic plans of prepared statements keep using their i
 
 from __future__ import annotations
 
+import itertools
+
 from flowexec.store.postgres.checkpoints import RECORD_CHECKPOINTS
 
 EXECUTION_COLUMNS = """
@@ -242,13 +244,14 @@ def _root_page(where: str) -> str:
 
 _AFTER = "AND (created_at, id) < (%(after_created)s, %(after_id)s)"
 _OWNER = "AND owner_id = %(owner_id)s"
+_STATUS = "AND status = %(status)s"
 ROOT_PAGE = {
-    (False, False): _root_page(""),
-    (True, False): _root_page(_AFTER),
-    (False, True): _root_page(_OWNER),
-    (True, True): _root_page(f"{_AFTER} {_OWNER}"),
+    (cursor, owner, status): _root_page(
+        " ".join(f for f, on in ((_AFTER, cursor), (_OWNER, owner), (_STATUS, status)) if on)
+    )
+    for cursor, owner, status in itertools.product((False, True), repeat=3)
 }
-"""Keyed by (has cursor, has owner filter)."""
+"""Keyed by (has cursor, has owner filter, has status filter)."""
 
 CHILDREN = f"""
     SELECT {_E} FROM {{p}}executions WHERE parent_execution_id = %(id)s

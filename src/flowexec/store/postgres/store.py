@@ -38,6 +38,7 @@ from flowexec.store.event_log import appended_events
 from flowexec.store.event_wakeups import SUBSCRIPTION_TTL_S, EventWakeups, Subscriptions
 from flowexec.store.lifecycle import completed_event, started_event
 from flowexec.store.postgres import queries as Q
+from flowexec.store.postgres.api_primitives import PostgresApiPrimitives
 from flowexec.store.postgres.checkpoints import CHECKPOINTS
 from flowexec.store.postgres.connecting import (
     OPERATIONAL_ERRORS,
@@ -88,7 +89,7 @@ class JsonTextEncoding:
 _JSON_TEXT = JsonTextEncoding()
 
 
-class PostgresExecutionStore(SqlExecutionStore):
+class PostgresExecutionStore(PostgresApiPrimitives, SqlExecutionStore):
     backend: ClassVar[str] = "postgres"
 
     def __init__(

@@ -12,6 +12,8 @@ Lists travel as JSON text and are unpacked with `json_each`.
 
 from __future__ import annotations
 
+import itertools
+
 # SQLite keeps time in whole milliseconds; rounding undoes the float error of julianday().
 CLOCK = "CAST(ROUND((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER) * 1000"
 NOW_MICROS = f"SELECT {CLOCK} AS now_us"
@@ -202,13 +204,14 @@ def _root_page(where: str) -> str:
 
 _AFTER = "AND (created_at, id) < (:after_created, :after_id)"
 _OWNER = "AND owner_id = :owner_id"
+_STATUS = "AND status = :status"
 ROOT_PAGE = {
-    (False, False): _root_page(""),
-    (True, False): _root_page(_AFTER),
-    (False, True): _root_page(_OWNER),
-    (True, True): _root_page(f"{_AFTER} {_OWNER}"),
+    (cursor, owner, status): _root_page(
+        " ".join(f for f, on in ((_AFTER, cursor), (_OWNER, owner), (_STATUS, status)) if on)
+    )
+    for cursor, owner, status in itertools.product((False, True), repeat=3)
 }
-"""Keyed by (has cursor, has owner filter)."""
+"""Keyed by (has cursor, has owner filter, has status filter)."""
 
 CHILDREN = f"""
     SELECT {_E} FROM {{p}}executions WHERE parent_execution_id = :id

@@ -36,6 +36,7 @@ from flowexec.store.lifecycle import started_event
 from flowexec.store.recovery import recovery_writes
 from flowexec.store.rows import Row
 from flowexec.store.sqlite import queries as Q
+from flowexec.store.sqlite.api_primitives import SqliteApiPrimitives
 from flowexec.store.sqlite.checkpoints import CHECKPOINTS, record_checkpoints
 from flowexec.store.sqlite.codec import SQLITE_ENCODING, from_micros, split_statements, to_micros
 from flowexec.store.sqlite.connection import SqliteConnection
@@ -49,7 +50,7 @@ log = logging.getLogger("flowexec.store.sqlite")
 _STATUS_STATEMENTS = statements_by_effect(Q)
 
 
-class SqliteExecutionStore(SqlExecutionStore):
+class SqliteExecutionStore(SqliteApiPrimitives, SqlExecutionStore):
     backend: ClassVar[str] = "sqlite"
     _locks: RecoveryFileLocks
 

@@ -1,0 +1,42 @@
+"""The SQLite primitives of API tokens (store/tokens.py) and flow counts (store/flows.py)."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Any
+
+from flowexec.store.flows import FlowCountsFacade
+from flowexec.store.rows import Row
+from flowexec.store.sqlite import api_queries as Q
+from flowexec.store.tokens import TokenFacade
+
+
+class SqliteApiPrimitives(TokenFacade, FlowCountsFacade):
+    @abstractmethod
+    async def _read_rows(self, template: str, params: dict[str, Any] | None = None) -> list[Row]:
+        """One statement's rows in a read transaction (the store's plumbing)."""
+
+    @abstractmethod
+    async def _write_rows(self, template: str, params: dict[str, Any]) -> list[Row]:
+        """One statement's rows in a write transaction (the store's plumbing)."""
+
+    @abstractmethod
+    async def _write_count(self, template: str, params: dict[str, Any] | None = None) -> int:
+        """One statement's row count in a write transaction (the store's plumbing)."""
+
+    async def _insert_token(self, params: dict[str, Any]) -> Row | None:
+        rows = await self._write_rows(Q.INSERT_TOKEN, {**params, "admin": int(params["admin"])})
+        return rows[0] if rows else None
+
+    async def _token_rows(self) -> list[Row]:
+        return await self._read_rows(Q.TOKENS)
+
+    async def _token_row(self, token_id: str) -> Row | None:
+        rows = await self._read_rows(Q.TOKEN, {"token_id": token_id})
+        return rows[0] if rows else None
+
+    async def _delete_token(self, name: str) -> bool:
+        return await self._write_count(Q.DELETE_TOKEN, {"name": name}) > 0
+
+    async def _flow_count_rows(self, owner_id: str | None) -> list[Row]:
+        return await self._read_rows(Q.FLOW_COUNTS[owner_id is not None], {"owner_id": owner_id})

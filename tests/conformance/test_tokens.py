@@ -1,0 +1,80 @@
+"""API tokens and flow counts, on both backends: hashes only, exact matches, typed refusals."""
+
+from __future__ import annotations
+
+import pytest
+
+from flowexec.errors import ValidationError
+from flowexec.model import new_execution
+from flowexec.store.protocol import ExecutionStore
+from flowexec.store.tokens import TokenFacade
+
+
+def tokens(store: ExecutionStore) -> TokenFacade:
+    """The store with its primitives in reach, to look at what is stored."""
+    assert isinstance(store, TokenFacade)
+    return store
+
+
+async def test_a_created_token_authenticates_as_its_owner(store: ExecutionStore) -> None:
+    issued = await tokens(store).create_token("alice", name="ci")
+    found = await tokens(store).authenticate(issued.bearer)
+    assert found == issued.token
+    assert (found.owner_id, found.name, found.admin) == ("alice", "ci", False)
+    admin = await tokens(store).create_token("ops", admin=True)
+    assert admin.token.name == admin.token.token_id
+    assert (await tokens(store).authenticate(admin.bearer)) == admin.token
+    assert [t.name for t in await tokens(store).list_tokens()] == sorted(["ci", admin.token.name])
+
+
+async def test_a_wrong_secret_or_malformed_token_is_refused(store: ExecutionStore) -> None:
+    issued = await tokens(store).create_token("alice")
+    head, _, secret = issued.bearer.rpartition("_")
+    tampered = f"{head}_{'A' if secret[0] != 'A' else 'B'}{secret[1:]}"
+    for bearer in [tampered, "", "fxt_", issued.bearer + "x", "Bearer " + issued.bearer]:
+        assert await tokens(store).authenticate(bearer) is None
+
+
+async def test_only_a_hash_of_the_secret_is_stored(store: ExecutionStore) -> None:
+    issued = await tokens(store).create_token("alice", name="ci")
+    secret = issued.bearer.rpartition("_")[2]
+    rows = await tokens(store)._token_rows()
+    stored = await tokens(store)._token_row(issued.token.token_id)
+    assert stored is not None
+    assert secret not in repr(rows) + repr(stored)
+    assert stored["secret_hash"] != secret
+
+
+async def test_revoking_a_token_refuses_it_at_once(store: ExecutionStore) -> None:
+    issued = await tokens(store).create_token("alice", name="ci")
+    assert await tokens(store).revoke_token("ci") is True
+    assert await tokens(store).authenticate(issued.bearer) is None
+    assert await tokens(store).revoke_token("ci") is False
+    assert await tokens(store).list_tokens() == []
+
+
+async def test_a_taken_name_or_bad_input_is_refused_and_writes_nothing(
+    store: ExecutionStore,
+) -> None:
+    await tokens(store).create_token("alice", name="ci")
+    with pytest.raises(ValidationError, match="'ci' exists"):
+        await tokens(store).create_token("bob", name="ci")
+    for name in ["", "has space", "x" * 65, "-dash"]:
+        with pytest.raises(ValidationError, match="token name"):
+            await tokens(store).create_token("bob", name=name)
+    with pytest.raises(ValidationError, match="owner_id"):
+        await tokens(store).create_token("")
+    with pytest.raises(ValidationError, match="admin"):
+        await tokens(store).create_token("bob", admin="yes")  # type: ignore[arg-type]
+    assert [t.owner_id for t in await tokens(store).list_tokens()] == ["alice"]
+
+
+async def test_flow_counts_group_by_flow_and_status_per_owner(store: ExecutionStore) -> None:
+    for flow, owner in [("a", "alice"), ("a", "alice"), ("a", "bob"), ("b", "bob")]:
+        await store.create(new_execution(flow, owner), start=True)
+    counts = store.get_flow_counts
+    assert await counts() == {"a": {"created": 3}, "b": {"created": 1}}
+    assert await counts(owner_id="alice") == {"a": {"created": 2}}
+    assert await counts(owner_id="nobody") == {}
+    with pytest.raises(ValidationError, match="owner_id"):
+        await counts(owner_id="")
