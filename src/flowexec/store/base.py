@@ -58,6 +58,7 @@ from flowexec.store.cursors import PagePosition, page_cursor
 from flowexec.store.event_log import EventLogFacade
 from flowexec.store.lifecycle import retry_events, status_write_events
 from flowexec.store.limits import MAX_BATCH
+from flowexec.store.queue_stats import QueueStatsFacade
 from flowexec.store.rows import (
     claim_from_row,
     encode_json,
@@ -72,7 +73,7 @@ from flowexec.store.rows import (
 )
 
 
-class SqlExecutionStore(EventLogFacade):
+class SqlExecutionStore(EventLogFacade, QueueStatsFacade):
     """The `ExecutionStore` contract over backend primitives."""
 
     # ------------------------------------------------------------ executions

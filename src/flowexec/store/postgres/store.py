@@ -50,6 +50,7 @@ from flowexec.store.postgres.connecting import (
 from flowexec.store.postgres.listener import WorkListener
 from flowexec.store.postgres.locks import MIGRATION_LOCK_ID, RecoveryLockSession, lock_namespace
 from flowexec.store.postgres.options import PostgresOptions
+from flowexec.store.postgres.queue_stats import PostgresQueueStats
 from flowexec.store.recovery import as_columns, recovery_writes
 from flowexec.store.rows import Row
 from flowexec.store.urls import redact
@@ -86,7 +87,7 @@ class JsonTextEncoding:
 _JSON_TEXT = JsonTextEncoding()
 
 
-class PostgresExecutionStore(SqlExecutionStore):
+class PostgresExecutionStore(PostgresQueueStats, SqlExecutionStore):
     backend: ClassVar[str] = "postgres"
 
     def __init__(

@@ -41,6 +41,7 @@ from flowexec.store.sqlite.connection import SqliteConnection
 from flowexec.store.sqlite.event_log import log_events
 from flowexec.store.sqlite.locks import RecoveryFileLocks
 from flowexec.store.sqlite.options import SqliteOptions
+from flowexec.store.sqlite.queue_stats import SqliteQueueStats
 from flowexec.store.urls import parse_sqlite_url
 
 log = logging.getLogger("flowexec.store.sqlite")
@@ -48,7 +49,7 @@ log = logging.getLogger("flowexec.store.sqlite")
 _STATUS_STATEMENTS = statements_by_effect(Q)
 
 
-class SqliteExecutionStore(SqlExecutionStore):
+class SqliteExecutionStore(SqliteQueueStats, SqlExecutionStore):
     backend: ClassVar[str] = "sqlite"
     _locks: RecoveryFileLocks
 
