@@ -15,7 +15,8 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -109,12 +110,7 @@ def worker(
                 recovery=recovery,
                 observer=NO_OBSERVER if metrics is None else metrics,
             )
-            if metrics is None or metrics_port is None:
-                await runner.run()
-                return
-            from flowexec.metrics import serve_metrics
-
-            async with serve_metrics(metrics, metrics_host, metrics_port):
+            async with metrics_served(metrics, metrics_host, metrics_port):
                 await runner.run()
 
     run(settings, body())
@@ -144,6 +140,20 @@ def worker_metrics(store: ExecutionStore, flow_ids: Sequence[str]) -> FlowexecMe
             f"--metrics-port needs prometheus-client ({exc}): pip install 'flowexec[metrics]'"
         ) from None
     return FlowexecMetrics(store, flows=flow_ids)
+
+
+@asynccontextmanager
+async def metrics_served(
+    metrics: FlowexecMetrics | None, host: str, port: int | None
+) -> AsyncIterator[None]:
+    """The worker's metrics served over HTTP for the block, when it has any."""
+    if metrics is None or port is None:
+        yield
+        return
+    from flowexec.metrics import serve_metrics
+
+    async with serve_metrics(metrics, host, port):
+        yield
 
 
 async def supervise(

@@ -7,8 +7,6 @@ work waiting and running, never the history behind it (docs/architecture.md §11
 
 from __future__ import annotations
 
-from abc import abstractmethod
-
 from flowexec.model import FlowQueueStats
 from flowexec.store.primitives import SqlPrimitives
 from flowexec.store.rows import Row
@@ -30,8 +28,3 @@ class QueueStatsFacade(SqlPrimitives):
     async def get_queue_stats(self) -> list[FlowQueueStats]:
         """One entry per flow with queued, delayed, running or paused executions, by flow id."""
         return [queue_stats_from_row(r) for r in await self._queue_stats_rows()]
-
-    @abstractmethod
-    async def _queue_stats_rows(self) -> list[Row]:
-        """One statement: per flow, the counts and the oldest runnable `available_at`, with the
-        database clock as `measured_at`, ordered by flow id."""

@@ -1,12 +1,4 @@
-"""The PostgreSQL primitive behind `get_queue_stats` (store/queue_stats.py)."""
-
-from __future__ import annotations
-
-from abc import abstractmethod
-from typing import Any
-
-from flowexec.store.queue_stats import QueueStatsFacade
-from flowexec.store.rows import Row
+"""The PostgreSQL statement behind `get_queue_stats` (store/queue_stats.py)."""
 
 QUEUE_STATS = """
     SELECT flow_id,
@@ -28,11 +20,3 @@ QUEUE_STATS = """
     ORDER BY flow_id
 """
 """Each branch's predicate is its partial index's, so neither reads finished rows."""
-
-
-class PostgresQueueStats(QueueStatsFacade):
-    async def _queue_stats_rows(self) -> list[Row]:
-        return await self._rows(QUEUE_STATS)
-
-    @abstractmethod
-    async def _rows(self, template: str, params: dict[str, Any] | None = None) -> list[Row]: ...
