@@ -19,7 +19,7 @@ import math
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from flowexec.runtime.recovery import SweepReport
 
 log = logging.getLogger("flowexec.metrics")
+
+Metric = TypeVar("Metric", Counter, Histogram)
 
 DEFAULT_QUEUE_CACHE_S = 5.0
 """How long queue figures read from the store serve scrapes before the store is asked again."""
@@ -86,6 +88,7 @@ class FlowexecMetrics:
         self._define(flow_ids)
         self._held = 0
         self._leases_renewed_at: float | None = None
+        self._children: dict[tuple[int, tuple[str, ...]], Counter | Histogram] = {}
 
     def _define(self, flow_ids: list[str]) -> None:
         r = self.registry
@@ -155,7 +158,7 @@ class FlowexecMetrics:
     # ------------------------------------------------------------ what the API records
 
     def record_created(self, flow_id: str, count: int = 1) -> None:
-        self.created.labels(flow_id).inc(count)
+        self._child(self.created, flow_id).inc(count)
 
     @contextmanager
     def sse_subscriber(self) -> Iterator[None]:
@@ -175,19 +178,19 @@ class FlowexecMetrics:
         self.active_claims.set(self._held)
         self.claim_batch_size.observe(len(started))
         for item in started:
-            self.started.labels(item.execution.flow_id).inc()
+            self._child(self.started, item.execution.flow_id).inc()
 
     def run_ended(self, flow_id: str, settled: ExecutionStatus | None, duration_s: float) -> None:
         self._held -= 1
         self.active_claims.set(self._held)
         outcome = UNSETTLED if settled is None else OUTCOME_LABELS.get(settled, UNSETTLED)
-        self.run_seconds.labels(flow_id, outcome).observe(duration_s)
+        self._child(self.run_seconds, flow_id, outcome).observe(duration_s)
         if settled is ExecutionStatus.COMPLETED:
-            self.completed.labels(flow_id).inc()
+            self._child(self.completed, flow_id).inc()
         elif settled is ExecutionStatus.FAILED:
-            self.failed.labels(flow_id).inc()
+            self._child(self.failed, flow_id).inc()
         elif settled is ExecutionStatus.CREATED:
-            self.retried.labels(flow_id).inc()
+            self._child(self.retried, flow_id).inc()
 
     def leases_renewed(self, sent_at: float) -> None:
         self._leases_renewed_at = sent_at
@@ -215,6 +218,15 @@ class FlowexecMetrics:
             if execution is not None:
                 flows[record.execution_id] = execution.flow_id
         return flows
+
+    def _child(self, metric: Metric, *labels: str) -> Metric:
+        """`metric.labels(*labels)`, kept: one dictionary lookup instead of prometheus-client's
+        locked one on every event of the claim loop (docs/benchmarks.md, "Metrics")."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return cast(Metric, child)
 
     def _heartbeat_lag_s(self) -> float:
         renewed_at = self._leases_renewed_at
