@@ -70,6 +70,11 @@ async def test_a_scrape_within_the_cache_age_does_not_ask_the_store(
     age = sample(later, "flowexec_queue_oldest_age_seconds", flow_id=FLOW)
     assert age is not None and age > 0
 
+    await create_root(store, flow_id=FLOW)
+    gauges.expire()  # whatever the age: the next refresh asks the store
+    await gauges.refresh()
+    assert depth(parse(exposition(gauges)[0].decode()), FLOW) == 3
+
 
 async def test_a_failing_store_keeps_the_last_figures_and_says_so(
     store_factory: StoreFactory,

@@ -61,6 +61,10 @@ class QueueGauges(Collector):
                 self._up = True
             self._read_at = self._clock()
 
+    def expire(self) -> None:
+        """Make the next `refresh` read the store, whatever the cached figures' age."""
+        self._read_at = None
+
     def collect(self) -> Iterator[GaugeMetricFamily]:
         depth = GaugeMetricFamily(
             "flowexec_queue_depth", "Executions runnable now, per flow (database).",
