@@ -12,7 +12,9 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+from flowexec.metrics import FlowexecMetrics
 from flowexec.runtime import App, FlowContext, Worker
+from flowexec.runtime.observer import NO_OBSERVER
 from flowexec.store.protocol import ExecutionStore
 
 FLOW = "bench-flow"
@@ -61,12 +63,19 @@ class NoopFlow:
 
 @asynccontextmanager
 async def workers(
-    flow: NoopFlow, stores: Sequence[ExecutionStore | str], prefix: str, **settings: Any
+    flow: NoopFlow,
+    stores: Sequence[ExecutionStore | str],
+    prefix: str,
+    *,
+    metrics: bool = False,
+    **settings: Any,
 ) -> AsyncIterator[list[Worker]]:
     """A Worker per store (an open one, or a URL it opens itself), running in this event loop
-    for the duration of the block."""
+    for the duration of the block; with `metrics`, each records into its own `FlowexecMetrics`
+    (nobody scrapes them: this is the hot path's cost)."""
     started = [
         Worker(flow.app, store, table_prefix=prefix, worker_id=f"bench-runtime-{n}",
+               observer=FlowexecMetrics(flows=flow.app.flow_ids) if metrics else NO_OBSERVER,
                **{**WORKER_SETTINGS, **settings})
         for n, store in enumerate(stores)
     ]

@@ -15,18 +15,28 @@ import logging
 import os
 import signal
 import sys
-from typing import Annotated
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from flowexec.cli.apps import load_app
 from flowexec.cli.logs import stream_runtime_logs
 from flowexec.cli.session import Settings, opened_store, run, settings_of
+from flowexec.errors import ConfigError
 from flowexec.runtime import Worker
+from flowexec.runtime.observer import NO_OBSERVER
 from flowexec.runtime.settings import WorkerSettings
 from flowexec.runtime.signals import stop_signals_to
 
+if TYPE_CHECKING:
+    from flowexec.metrics import FlowexecMetrics
+    from flowexec.store import ExecutionStore
+
 DEFAULTS = WorkerSettings()
+DEFAULT_METRICS_HOST = "127.0.0.1"
+MAX_PORT = 65535
 
 
 def worker(
@@ -55,10 +65,22 @@ def worker(
         bool, typer.Option("--recovery/--no-recovery", help="Take part in recovery sweeps.")
     ] = DEFAULTS.recovery,
     log_json: Annotated[bool, typer.Option("--log-json", help="Logs as JSON lines.")] = False,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port", min=1, max=65535,
+            help="Serve Prometheus metrics at /metrics on this port; with --processes N, "
+            "worker k serves on this port + k - 1.",
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option("--metrics-host", help="The address the metrics server binds.")
+    ] = DEFAULT_METRICS_HOST,
 ) -> None:
     """Claim and run executions of an app's flows until SIGTERM or Ctrl-C (graceful)."""
     settings = settings_of(ctx)
     stream_runtime_logs(ctx, debug=settings.debug, json_lines=log_json)
+    check_metrics_address(metrics_host, metrics_port, processes)
     if processes > 1:
         child_args = ["--concurrency", str(concurrency), "--claim-timeout-ms",
                       str(claim_timeout_ms), "--heartbeat-ms", str(heartbeat_ms),
@@ -66,12 +88,17 @@ def worker(
                       "--recovery" if recovery else "--no-recovery"]
         if log_json:
             child_args.append("--log-json")
-        code = run(settings, supervise(settings, app_spec, processes, worker_id, child_args))
+        code = run(
+            settings,
+            supervise(settings, app_spec, processes, worker_id, child_args,
+                      metrics=None if metrics_port is None else (metrics_host, metrics_port)),
+        )
         raise typer.Exit(code)
 
     async def body() -> None:
         app = load_app(app_spec)
         async with opened_store(settings) as store:
+            metrics = None if metrics_port is None else worker_metrics(store, app.flow_ids)
             runner = Worker(
                 app,
                 store,
@@ -81,10 +108,52 @@ def worker(
                 heartbeat_interval_ms=heartbeat_ms,
                 shutdown_grace_s=shutdown_grace,
                 recovery=recovery,
+                observer=NO_OBSERVER if metrics is None else metrics,
             )
-            await runner.run()
+            async with metrics_served(metrics, metrics_host, metrics_port):
+                await runner.run()
 
     run(settings, body())
+
+
+def check_metrics_address(host: str, port: int | None, processes: int) -> None:
+    """Usage errors for a metrics address that cannot work, before anything starts."""
+    if not host.strip() or host != host.strip():
+        raise typer.BadParameter(
+            "must be an address or host name to bind, e.g. 127.0.0.1 or 0.0.0.0",
+            param_hint="'--metrics-host'",
+        )
+    if port is not None and port + processes - 1 > MAX_PORT:
+        raise typer.BadParameter(
+            f"{processes} processes serve metrics on ports {port} to {port + processes - 1}, "
+            f"past {MAX_PORT}",
+            param_hint="'--metrics-port'",
+        )
+
+
+def worker_metrics(store: ExecutionStore, flow_ids: Sequence[str]) -> FlowexecMetrics:
+    """The worker process's metrics, or a `ConfigError` saying which extra to install."""
+    try:
+        from flowexec.metrics import FlowexecMetrics
+    except ImportError as exc:
+        raise ConfigError(
+            f"--metrics-port needs prometheus-client ({exc}): pip install 'flowexec[metrics]'"
+        ) from None
+    return FlowexecMetrics(store, flows=flow_ids)
+
+
+@asynccontextmanager
+async def metrics_served(
+    metrics: FlowexecMetrics | None, host: str, port: int | None
+) -> AsyncIterator[None]:
+    """The worker's metrics served over HTTP for the block, when it has any."""
+    if metrics is None or port is None:
+        yield
+        return
+    from flowexec.metrics import serve_metrics
+
+    async with serve_metrics(metrics, host, port):
+        yield
 
 
 async def supervise(
@@ -93,6 +162,8 @@ async def supervise(
     processes: int,
     worker_id: str | None,
     child_args: list[str],
+    *,
+    metrics: tuple[str, int] | None = None,
 ) -> int:
     """Start the workers, forward stop signals, and return the first failing exit code (or 0)."""
     load_app(app_spec)  # fail here, once, rather than N times in the children
@@ -101,10 +172,12 @@ async def supervise(
     base = [sys.executable, "-m", "flowexec"] + (["--debug"] if settings.debug else [])
     children: list[asyncio.subprocess.Process] = []
     for number in range(1, processes + 1):
-        ids = [] if worker_id is None else ["--worker-id", f"{worker_id}-{number}"]
+        own = [] if worker_id is None else ["--worker-id", f"{worker_id}-{number}"]
+        if metrics is not None:
+            own += ["--metrics-host", metrics[0], "--metrics-port", str(metrics[1] + number - 1)]
         children.append(
             await asyncio.create_subprocess_exec(
-                *base, "worker", "--app", app_spec, *child_args, *ids, env=env,
+                *base, "worker", "--app", app_spec, *child_args, *own, env=env,
                 process_group=0,
             )
         )

@@ -234,3 +234,27 @@ class StoreStats:
     active_claims: int = 0
     oldest_queued_at: datetime | None = None
     recoveries_last_hour: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FlowQueueStats:
+    """One flow's unfinished work, read at `measured_at` on the database clock.
+
+    `queued` executions are runnable now; `delayed` ones wait for a retry or recovery backoff
+    (or are held by a `claim_next` claimer that has not started them yet).
+    """
+
+    flow_id: str
+    queued: int
+    delayed: int
+    running: int
+    paused: int
+    oldest_queued_at: datetime | None
+    measured_at: datetime
+
+    @property
+    def oldest_queued_age_s(self) -> float:
+        """How long the oldest runnable execution has waited (0 with none queued)."""
+        if self.oldest_queued_at is None:
+            return 0.0
+        return max((self.measured_at - self.oldest_queued_at).total_seconds(), 0.0)

@@ -17,6 +17,7 @@ from typing import Protocol
 
 from flowexec.runtime.control import AbortReason
 from flowexec.runtime.logs import BoundLogger
+from flowexec.runtime.observer import NO_OBSERVER, WorkerObserver
 from flowexec.runtime.tasks import every
 from flowexec.store.protocol import ExecutionStore
 
@@ -68,8 +69,10 @@ class LeaseKeeper:
         watchdog_interval_s: float,
         runs: Callable[[], Collection[LeasedRun]],
         log: BoundLogger,
+        observer: WorkerObserver = NO_OBSERVER,
     ) -> None:
         self._store = store
+        self._observer = observer
         self._worker_id = worker_id
         self._lease_s = lease_ms / 1000
         self._lease_ms = lease_ms
@@ -111,6 +114,7 @@ class LeaseKeeper:
             ),
             self._lease_s,
         )
+        self._observer.leases_renewed(sent_at)
         for run in runs:
             if run.execution_id in renewed:
                 run.lease_term.renew(sent_at)

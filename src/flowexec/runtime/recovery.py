@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from flowexec.errors import StoreUnavailable
-from flowexec.model import RecoveryReason, check_id
+from flowexec.model import RecoveryReason, RecoveryRecord, check_id
+from flowexec.runtime.observer import NO_OBSERVER, WorkerObserver
 from flowexec.runtime.settings import RecoverySettings
 from flowexec.store.protocol import ExecutionStore
 
@@ -46,10 +47,12 @@ class RecoveryService:
         *,
         worker_id: str,
         settings: RecoverySettings | None = None,
+        observer: WorkerObserver = NO_OBSERVER,
         **keywords: Any,
     ) -> None:
         """`settings`, or the defaults, with any keyword of `RecoverySettings.of` applied."""
         self.store = store
+        self._observer = observer
         self.worker_id = check_id(worker_id, "worker_id")
         self.settings = RecoverySettings.of(settings, **keywords)
         self.is_leader = False
@@ -67,6 +70,7 @@ class RecoveryService:
         started = time.monotonic()
         expired = await self.store.expire_old_claims()
         requeued = failed = 0
+        recovered: list[RecoveryRecord] = []
         policy = self.settings.policy
         for _ in range(self.settings.max_batches_per_sweep):
             records = await self.store.recover_executions(
@@ -81,6 +85,7 @@ class RecoveryService:
             )
             failed += gave_up
             requeued += len(records) - gave_up
+            recovered += records
             for record in records:
                 log.info(
                     "recovered execution %s (%s) from worker %s",
@@ -99,6 +104,7 @@ class RecoveryService:
                 report.duration_s,
                 extra={"worker_id": self.worker_id},
             )
+        await self._observer.swept(report, recovered)
         return report
 
     async def run(self) -> None:

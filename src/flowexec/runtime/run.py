@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -117,6 +118,11 @@ class ExecutionRun:
         self.lease = Lease.of(store, claim, events)
         self.execution_id = claim.execution_id
         self.epoch = claim.epoch
+        self.flow_id = started.execution.flow_id
+        self.began_at = time.monotonic()
+        self.settled: ExecutionStatus | None = None
+        """The status this run's final write left the execution in; None until (or unless)
+        it wrote one."""
         self.phase = Phase.RUNNING
         self.lease_term = lease_term
         self.control = RunControl(on_abort=self._cancel_flow)
@@ -288,6 +294,7 @@ class ExecutionRun:
             await self.lease.flush_events()  # the run's events before its flow:completed
             if not await self._complete_with_next_claim(value):
                 await self.lease.set_status(ExecutionStatus.COMPLETED, result=value)
+            self.settled = ExecutionStatus.COMPLETED
 
         return write, lambda: self.log.info("completed")
 
@@ -314,6 +321,7 @@ class ExecutionRun:
                 error_node_id=node_id,
                 event_data=details,
             )
+            self.settled = ExecutionStatus.FAILED
 
         return write, lambda: self.log.warning(
             "failed without retry%s: %s%s", f" in node {node_id}" if node_id else "", message,
@@ -345,6 +353,7 @@ class ExecutionRun:
                     event_data=details,
                 )
             )
+            self.settled = after[-1].status
 
         def describe() -> None:
             done = after[-1]

@@ -23,6 +23,7 @@ import random
 import secrets
 import signal
 import socket
+import time
 from collections.abc import Awaitable
 from typing import Any
 
@@ -35,6 +36,7 @@ from flowexec.runtime.event_buffer import EventBuffer
 from flowexec.runtime.flows import FlowRegistry
 from flowexec.runtime.lease_keeper import LeaseKeeper
 from flowexec.runtime.logs import bound
+from flowexec.runtime.observer import NO_OBSERVER, WorkerObserver
 from flowexec.runtime.recovery import RecoveryService
 from flowexec.runtime.run import ExecutionRun, RunSettings
 from flowexec.runtime.settings import WORKER_KEYWORDS, WorkerSettings
@@ -75,11 +77,13 @@ class Worker:
         settings: WorkerSettings | None = None,
         worker_id: str | None = None,
         table_prefix: str = DEFAULT_TABLE_PREFIX,
+        observer: WorkerObserver = NO_OBSERVER,
         **keywords: Any,
     ) -> None:
         """`settings`, or the defaults, with any `WorkerSettings` keyword applied (and
         `retry_backoff_base_ms`, `retry_backoff_max_ms`, `recovery_max_failures`); every
-        other keyword is an option of the store the worker opens from a URL."""
+        other keyword is an option of the store the worker opens from a URL. `observer`
+        hears of claims, run outcomes, heartbeats and sweeps (e.g. `FlowexecMetrics`)."""
         if not isinstance(app, FlowRegistry):
             raise ConfigError(f"Worker needs an App, not {type(app).__name__}")
         if not app.flow_ids:
@@ -94,6 +98,7 @@ class Worker:
         self._store_options = {k: v for k, v in keywords.items() if k not in WORKER_KEYWORDS}
         self._store_or_url = store_or_url
         self._table_prefix = table_prefix
+        self._observer = observer
         self.log = bound("flowexec.worker", worker_id=self.worker_id)
 
         self._runs: dict[tuple[str, int], ExecutionRun] = {}
@@ -156,6 +161,7 @@ class Worker:
             watchdog_interval_s=settings.control_interval_s,
             runs=self._runs.values,
             log=self.log,
+            observer=self._observer,
         )
         controls = ControlPoller(
             store, interval_s=settings.control_interval_s, runs=self._runs.values, log=self.log
@@ -167,7 +173,10 @@ class Worker:
         recovery = (
             None
             if recovery_settings is None
-            else RecoveryService(store, worker_id=self.worker_id, settings=recovery_settings)
+            else RecoveryService(
+                store, worker_id=self.worker_id, settings=recovery_settings,
+                observer=self._observer,
+            )
         )
         # Recovery is stopped, not cancelled, so that it gives its lock back.
         sweeping = [] if recovery is None else [asyncio.create_task(recovery.run())]
@@ -246,6 +255,8 @@ class Worker:
                     continue
                 retry_s = CLAIM_RETRY_FIRST_S
                 CompletionQueue.settle(taken, batch.completed)
+                if batch.started:
+                    self._observer.claimed(batch.started)
                 for started in batch.started:
                     self._launch(store, started, leases, run_settings)
                 if batch.started and len(batch.started) == free + len(batch.completed):
@@ -278,8 +289,10 @@ class Worker:
         task.add_done_callback(lambda _: self._forget(key))
 
     def _forget(self, key: tuple[str, int]) -> None:
-        self._runs.pop(key, None)
+        run = self._runs.pop(key, None)
         self._tasks.pop(key, None)
+        if run is not None:
+            self._observer.run_ended(run.flow_id, run.settled, time.monotonic() - run.began_at)
         self._slot_freed.set()
 
     async def _wait_for_work(self, store: ExecutionStore, poll_s: float | None) -> None:

@@ -60,6 +60,7 @@ from flowexec.store.event_log import EventLogFacade
 from flowexec.store.flows import FlowCountsFacade
 from flowexec.store.lifecycle import retry_events, status_write_events
 from flowexec.store.limits import MAX_BATCH
+from flowexec.store.queue_stats import QueueStatsFacade
 from flowexec.store.rows import (
     claim_from_row,
     encode_json,
@@ -75,7 +76,9 @@ from flowexec.store.rows import (
 from flowexec.store.tokens import TokenFacade
 
 
-class SqlExecutionStore(TokenFacade, FlowCountsFacade, EventLogFacade, CheckpointFacade):
+class SqlExecutionStore(
+    TokenFacade, FlowCountsFacade, EventLogFacade, CheckpointFacade, QueueStatsFacade
+):
     """The `ExecutionStore` contract over backend primitives."""
 
     # ------------------------------------------------------------ executions

@@ -204,3 +204,9 @@ class SqlPrimitives(AsyncClosing):
     @abstractmethod
     async def _stats_rows(self) -> tuple[list[Row], Row]:
         """The counts by status, and the one row of the other figures."""
+
+    @abstractmethod
+    async def _queue_stats_rows(self) -> list[Row]:
+        """One statement (`QUEUE_STATS` in the backend's queue_stats.py): per flow, the
+        counts and the oldest runnable `available_at`, with the database clock as
+        `measured_at`, ordered by flow id."""

@@ -23,6 +23,7 @@ from flowexec.model import (
     ExecutionEvent,
     ExecutionStatus,
     ExecutionTreeNode,
+    FlowQueueStats,
     RecoveryRecord,
     RootExecution,
     StoreStats,
@@ -340,6 +341,12 @@ class ExecutionStore(Protocol):
         ...
 
     async def get_stats(self) -> StoreStats: ...
+
+    async def get_queue_stats(self) -> list[FlowQueueStats]:
+        """Per flow with unfinished work: queued (runnable now), delayed, running and paused
+        counts and the oldest runnable `available_at`, on the database clock. Reads only
+        unfinished executions, through the queue's and recovery's partial indexes."""
+        ...
 
     async def now(self) -> datetime:
         """The database clock."""

@@ -16,6 +16,7 @@ import psycopg
 import pytest
 
 from flowexec.store.postgres import queries as Q
+from flowexec.store.postgres.queue_stats import QUEUE_STATS
 from flowexec.store.protocol import ExecutionStore
 
 FINISHED = 20_000
@@ -176,3 +177,16 @@ def test_root_listing_uses_the_roots_index(loaded: str, postgres_url: str) -> No
         assert any(name == f"{loaded}executions_tree" for _, _, name in nodes), (
             f"{kind} plan computes the page's aggregates without the tree index: {nodes}"
         )
+
+
+def test_queue_stats_read_only_the_partial_indexes(loaded: str, postgres_url: str) -> None:
+    """A scrape's figures come from unfinished executions alone; the statement has no
+    parameters, so its generic plan is its custom one."""
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        row = conn.execute(
+            f"EXPLAIN (FORMAT JSON) {QUEUE_STATS.replace('{p}', loaded)}"
+        ).fetchone()
+    assert row is not None
+    found = {"custom": list(_index_names(row[0]))}
+    assert_uses(found, loaded, "executions_runnable")
+    assert_uses(found, loaded, "executions_recoverable")

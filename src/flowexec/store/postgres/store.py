@@ -53,6 +53,7 @@ from flowexec.store.postgres.connecting import (
 from flowexec.store.postgres.listener import WorkListener
 from flowexec.store.postgres.locks import MIGRATION_LOCK_ID, RecoveryLockSession, lock_namespace
 from flowexec.store.postgres.options import PostgresOptions
+from flowexec.store.postgres.queue_stats import QUEUE_STATS
 from flowexec.store.recovery import as_columns, recovery_writes
 from flowexec.store.rows import Row
 from flowexec.store.urls import redact
@@ -460,6 +461,9 @@ class PostgresExecutionStore(PostgresApiPrimitives, SqlExecutionStore):
         extra = await self._one(Q.STATS_EXTRA)
         assert extra is not None, "STATS_EXTRA always returns one row"
         return counts, extra
+
+    async def _queue_stats_rows(self) -> list[Row]:
+        return await self._rows(QUEUE_STATS)
 
     async def now(self) -> datetime:
         row = await self._one(Q.NOW)

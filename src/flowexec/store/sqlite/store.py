@@ -43,6 +43,7 @@ from flowexec.store.sqlite.connection import SqliteConnection
 from flowexec.store.sqlite.event_log import log_events
 from flowexec.store.sqlite.locks import RecoveryFileLocks
 from flowexec.store.sqlite.options import SqliteOptions
+from flowexec.store.sqlite.queue_stats import QUEUE_STATS
 from flowexec.store.urls import parse_sqlite_url
 
 log = logging.getLogger("flowexec.store.sqlite")
@@ -477,6 +478,9 @@ class SqliteExecutionStore(SqliteApiPrimitives, SqlExecutionStore):
             return counts, self._rows(conn, Q.STATS_EXTRA, {"now": now})[0]
 
         return await self._db.read(body)
+
+    async def _queue_stats_rows(self) -> list[Row]:
+        return await self._read_rows(QUEUE_STATS)
 
     async def now(self) -> datetime:
         return await self._db.read(lambda conn, now: from_micros(now))
