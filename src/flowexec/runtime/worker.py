@@ -106,6 +106,7 @@ class Worker:
         self._store: ExecutionStore | None = None
         self._events: EventBuffer | None = None
         self._ran = False
+        self._launched = 0
 
     # ------------------------------------------------------------ public
 
@@ -223,7 +224,7 @@ class Worker:
         while not self._stopping.is_set():
             # Runs whose completion waits still count here; each one written frees its slot
             # inside the statement.
-            free = max(self.settings.concurrency - len(self._runs), 0)
+            free = min(max(self.settings.concurrency - len(self._runs), 0), self._runs_left())
             if free > 0 or len(self._completions):
                 taken = self._completions.take()
                 try:
@@ -248,9 +249,18 @@ class Worker:
                 CompletionQueue.settle(taken, batch.completed)
                 for started in batch.started:
                     self._launch(store, started, leases, run_settings)
+                if self._runs_left() == 0:
+                    self.log.info("recycling: %d runs started, the limit; stopping", self._launched)
+                    self._request_stop(False)
+                    continue
                 if batch.started and len(batch.started) == free + len(batch.completed):
                     continue  # there may be more
             await self._wait_for_work(store, poll_s if free > 0 else None)
+
+    def _runs_left(self) -> int:
+        """How many more runs `max_runs` lets this worker start."""
+        limit = self.settings.max_runs
+        return self.settings.concurrency if limit is None else max(limit - self._launched, 0)
 
     def _launch(
         self,
@@ -272,6 +282,7 @@ class Worker:
         if self._stopping.is_set():
             run.abort(AbortReason.SHUTDOWN)  # claimed while stopping: give it straight back
         key = (run.execution_id, run.epoch)
+        self._launched += 1
         self._runs[key] = run
         task = asyncio.create_task(run.execute(), name=f"flowexec-run:{run.execution_id}")
         self._tasks[key] = task
