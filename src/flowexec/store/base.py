@@ -70,9 +70,10 @@ from flowexec.store.rows import (
     stats_from_rows,
     tree_node_from_row,
 )
+from flowexec.store.workers import WorkerRegistryFacade
 
 
-class SqlExecutionStore(EventLogFacade):
+class SqlExecutionStore(EventLogFacade, WorkerRegistryFacade):
     """The `ExecutionStore` contract over backend primitives."""
 
     # ------------------------------------------------------------ executions
