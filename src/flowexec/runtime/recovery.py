@@ -31,6 +31,8 @@ class SweepReport:
     requeued: int
     failed: int
     duration_s: float
+    dead_workers: int = 0
+    """Workers removed from the registry because their presence expired."""
 
     @property
     def recovered(self) -> int:
@@ -66,6 +68,13 @@ class RecoveryService:
             return None
         started = time.monotonic()
         expired = await self.store.expire_old_claims()
+        dead_workers = await self.store.remove_dead_workers()
+        if dead_workers:
+            log.warning(
+                "removed %d dead workers from the registry: %s",
+                len(dead_workers), ", ".join(dead_workers),
+                extra={"worker_id": self.worker_id},
+            )
         requeued = failed = 0
         policy = self.settings.policy
         for _ in range(self.settings.max_batches_per_sweep):
@@ -91,7 +100,9 @@ class RecoveryService:
                 )
             if len(records) < policy.batch_size:
                 break
-        report = SweepReport(expired, requeued, failed, time.monotonic() - started)
+        report = SweepReport(
+            expired, requeued, failed, time.monotonic() - started, len(dead_workers)
+        )
         if report.expired or report.recovered:
             log.info(
                 "recovery sweep: expired=%d recovered=%d requeued=%d failed=%d duration=%.3fs",

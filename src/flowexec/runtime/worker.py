@@ -35,6 +35,7 @@ from flowexec.runtime.event_buffer import EventBuffer
 from flowexec.runtime.flows import FlowRegistry
 from flowexec.runtime.lease_keeper import LeaseKeeper
 from flowexec.runtime.logs import bound
+from flowexec.runtime.presence import WorkerPresence
 from flowexec.runtime.recovery import RecoveryService
 from flowexec.runtime.run import ExecutionRun, RunSettings
 from flowexec.runtime.settings import WORKER_KEYWORDS, WorkerSettings
@@ -149,6 +150,14 @@ class Worker:
 
     async def _run_on(self, store: ExecutionStore) -> None:
         settings = self.settings
+        presence = WorkerPresence(
+            store,
+            worker_id=self.worker_id,
+            flow_ids=self.app.flow_ids,
+            settings=settings,
+            log=self.log,
+        )
+        await presence.register()
         leases = LeaseKeeper(
             store,
             worker_id=self.worker_id,
@@ -157,6 +166,7 @@ class Worker:
             watchdog_interval_s=settings.control_interval_s,
             runs=self._runs.values,
             log=self.log,
+            presence=presence,
         )
         controls = ControlPoller(
             store, interval_s=settings.control_interval_s, runs=self._runs.values, log=self.log
@@ -187,6 +197,7 @@ class Worker:
                 await end_tasks(list(self._tasks.values()), grace_s=0)
                 await end_tasks(flushing, grace_s=0)
                 await self._last_flush(events)
+                await presence.leave()
 
     async def _last_flush(self, events: EventBuffer) -> None:
         """What the runs recorded last; a store that fails now loses only these events."""
