@@ -96,6 +96,15 @@ async def test_a_killed_child_is_restarted_and_its_run_recovered_by_the_group(
     others = [await client.create(group_app.QUICK, owner_id="o") for _ in range(4)]
     await until_all_completed(store, others, log)
 
+    async def registry_shows_the_group() -> bool:  # the dead child's entry swept
+        workers = await store.get_workers()
+        return len(workers) == 2 and all(w.live and w.pid != victim for w in workers)
+
+    while not await registry_shows_the_group():
+        assert loop.time() < deadline + 20, await store.get_workers()
+        await asyncio.sleep(0.05)
+    assert survivor in {w.pid for w in await store.get_workers()}
+
     group.send_signal(signal.SIGTERM)
     assert await finished(group) == 0
 
