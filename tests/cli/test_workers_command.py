@@ -99,3 +99,12 @@ async def test_submit_from_file_refuses_an_unserved_flow_too(
     result = await cli("submit", "chekout", "--owner", "x", "--from-file", "-")
     assert_one_line_error(result, 1, "no live worker runs flow 'chekout'")
     assert await store.get_root_executions("chekout") == []
+
+
+async def test_recover_removes_dead_workers_and_says_so(cli: Cli, store: ExecutionStore) -> None:
+    dead = await store.register_worker(registration("gone", "checkout"), ttl_ms=50)
+    await wait_until_past(store, dead.expires_at)
+    report = await cli.json("recover")
+    assert report["dead_workers"] == 1
+    assert await store.get_workers() == []
+    assert "removed 0 dead workers from the registry" in (await cli.ok("recover")).stdout

@@ -238,6 +238,11 @@ class Worker:
             free = min(max(self.settings.concurrency - len(self._runs), 0), self._runs_left())
             if free > 0 or len(self._completions):
                 taken = self._completions.take()
+                if free + len(taken) > self._runs_left():
+                    # Each completion written starts one more run: near `max_runs`, the runs
+                    # write their own outcomes instead.
+                    CompletionQueue.settle(taken, ())
+                    taken = []
                 try:
                     batch = await store.claim_and_start(
                         self.worker_id,
