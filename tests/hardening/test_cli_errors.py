@@ -25,6 +25,12 @@ BAD_ARGUMENTS: dict[str, list[list[str]]] = {
         ["--app", "no.such.module:app"],
         ["--app", "tests.cli.cli_app:app", "--concurrency", "0"],
         ["--app", "tests.cli.cli_app:app", "--processes", "abc"],
+        ["--app", "tests.cli.cli_app:app", "--max-runs-per-process", "0"],
+        ["--app", "tests.cli.cli_app:app", "--max-restarts", "-1"],
+        ["--app", "tests.cli.cli_app:app", "--restart-window", "0"],
+        ["--app", "tests.cli.cli_app:app", "--processes", "2", "--restart-window", "nan"],
+        ["--app", "tests.cli.cli_app:app", "--processes", "2", "--heartbeat-ms", "99999"],
+        ["--app", "tests.cli.cli_app:app", "--recovery-interval", "nan"],
     ],
     "recover": [["--interval", "nan"], ["--max-failures", "0"], ["--worker-id", NOT_UTF8]],
     "submit": [
@@ -37,6 +43,7 @@ BAD_ARGUMENTS: dict[str, list[list[str]]] = {
         ["flow", "--owner", "o", "--event", f"e={NOT_UTF8}"],
         ["flow", "--owner", "o", "--options", '{"execution": {"node_timeout_ms": 1e400}}'],
         ["flow", "--owner", "o", "--wait", "--timeout", "-1"],
+        ["flow", "--owner", "o", "--force", "extra"],
     ],
     "start": [[NOT_UTF8], ["a\x00b"], ["x" * 300]],
     "stop": [[NOT_UTF8], [" padded "], ["id", "--reason", "r\x00"]],
@@ -50,6 +57,7 @@ BAD_ARGUMENTS: dict[str, list[list[str]]] = {
                ["id", "--type", NOT_UTF8], ["a\x00b", "--follow"]],
     "claims": [["--worker", NOT_UTF8], ["--bogus"]],
     "stats": [["--bogus"], ["extra"]],
+    "workers": [["--bogus"], ["extra"]],
     "demo": [["--bogus"], ["--runs", "abc"]],
 }
 GLOBAL_MISTAKES: list[list[str]] = [

@@ -19,7 +19,8 @@ import typer
 
 from flowexec.cli.apps import load_app
 from flowexec.cli.logs import stream_runtime_logs
-from flowexec.cli.session import opened_store, run, settings_of
+from flowexec.cli.session import EXIT_BAD_INPUT, fail, one_line, opened_store, run, settings_of
+from flowexec.errors import ValidationError
 from flowexec.runtime import Worker
 from flowexec.runtime.parent_watch import ParentWatch, supervisor_pid
 from flowexec.runtime.settings import WorkerSettings
@@ -76,6 +77,21 @@ def worker(
     """Claim and run executions of an app's flows until SIGTERM or Ctrl-C (graceful)."""
     settings = settings_of(ctx)
     stream_runtime_logs(ctx, debug=settings.debug, json_lines=log_json)
+    try:  # checked once here, rather than by every child of a group
+        worker_settings = WorkerSettings(
+            concurrency=concurrency,
+            claim_timeout_ms=claim_timeout_ms,
+            heartbeat_interval_ms=heartbeat_ms,
+            shutdown_grace_s=shutdown_grace,
+            recovery=recovery,
+            recovery_interval_s=recovery_interval,
+            max_runs=max_runs_per_process,
+        )
+        group_settings = SupervisorSettings(
+            processes=processes, max_restarts=max_restarts, restart_window_s=restart_window
+        )
+    except ValidationError as exc:
+        fail(one_line(exc), EXIT_BAD_INPUT)
     # Recycling needs someone to start the replacement: even one process gets a supervisor.
     recycled = max_runs_per_process is not None and supervisor_pid() is None
     if processes > 1 or recycled:
@@ -88,7 +104,6 @@ def worker(
             child_args += ["--max-runs-per-process", str(max_runs_per_process)]
         if log_json:
             child_args.append("--log-json")
-        load_app(app_spec)  # fail here, once, rather than N times in the children
         env = {**os.environ, "FLOWEXEC_DATABASE_URL": settings.url,  # not on argv: `ps` shows it
                "FLOWEXEC_TABLE_PREFIX": settings.table_prefix}
         base = [sys.executable, "-m", "flowexec", *(["--debug"] if settings.debug else []),
@@ -97,31 +112,20 @@ def worker(
         def command(slot: int) -> list[str]:
             return base if worker_id is None else [*base, "--worker-id", f"{worker_id}-{slot}"]
 
-        group = Supervisor(
-            command,
-            env=env,
-            settings=SupervisorSettings(
-                processes=processes, max_restarts=max_restarts, restart_window_s=restart_window
-            ),
-        )
-        raise typer.Exit(run(settings, group.run()))
+        group = Supervisor(command, env=env, settings=group_settings)
+
+        async def supervise() -> int:
+            load_app(app_spec)  # fail here, once, rather than N times in the children
+            return await group.run()
+
+        raise typer.Exit(run(settings, supervise()))
 
     async def body() -> None:
         app = load_app(app_spec)
         async with opened_store(settings) as store:
-            runner = Worker(
-                app,
-                store,
-                worker_id=worker_id,
-                concurrency=concurrency,
-                claim_timeout_ms=claim_timeout_ms,
-                heartbeat_interval_ms=heartbeat_ms,
-                shutdown_grace_s=shutdown_grace,
-                recovery=recovery,
-                recovery_interval_s=recovery_interval,
-                max_runs=max_runs_per_process,
+            await run_supervised(
+                Worker(app, store, worker_id=worker_id, settings=worker_settings)
             )
-            await run_supervised(runner)
 
     run(settings, body())
 
