@@ -116,6 +116,8 @@ def worker(
 
         async def supervise() -> int:
             load_app(app_spec)  # fail here, once, rather than N times in the children
+            async with opened_store(settings):  # likewise: reachable, and migrated
+                pass
             return await group.run()
 
         raise typer.Exit(run(settings, supervise()))

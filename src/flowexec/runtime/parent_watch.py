@@ -35,13 +35,13 @@ def supervisor_pid() -> int | None:
     return int(value) if value.isdigit() else None
 
 
-def arm_parent_death_signal() -> bool:
-    """Ask Linux to send `PARENT_DEATH_SIGNAL` when the parent dies; False where it cannot."""
+def set_parent_death_signal(sig: int) -> bool:
+    """Ask Linux to send `sig` when the parent dies (0: send nothing); False where it cannot."""
     if not sys.platform.startswith("linux"):
         return False
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        return int(libc.prctl(_PR_SET_PDEATHSIG, int(PARENT_DEATH_SIGNAL), 0, 0, 0)) == 0
+        return int(libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)) == 0
     except (OSError, AttributeError):
         return False
 
@@ -58,20 +58,24 @@ class ParentWatch:
         """Until the parent is gone (then `on_orphaned` has been called) or cancelled."""
         loop = asyncio.get_running_loop()
         handled = threading.current_thread() is threading.main_thread()
+        armed = False
         if handled:
             loop.add_signal_handler(PARENT_DEATH_SIGNAL, self._orphaned.set)
         try:
-            arm_parent_death_signal()
+            armed = handled and set_parent_death_signal(int(PARENT_DEATH_SIGNAL))
             while os.getppid() == self.parent_pid:  # checked after arming: no gap
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._orphaned.wait(), CHECK_INTERVAL_S)
                 if self._orphaned.is_set():
                     break
             log.warning(
-                "the supervisor (pid %d) is gone: giving the runs back and exiting",
+                "the supervisor (pid %d) is gone (%s): giving the runs back and exiting",
                 self.parent_pid,
+                "parent-death signal" if self._orphaned.is_set() else "parent pid changed",
             )
             self._on_orphaned()
         finally:
+            if armed:
+                set_parent_death_signal(0)  # nobody handles it any more
             if handled:
                 loop.remove_signal_handler(PARENT_DEATH_SIGNAL)
