@@ -90,11 +90,12 @@ class Supervisor:
     async def run(self) -> int:
         """Run the group until a stop signal (exit code 0 once every child has drained) or
         until the restart limit is passed (the exit code of the last child that died)."""
-        for slot in self._slots:
-            await self._start(slot)
-        log.info("started %d worker processes: %s", len(self._slots), self.pids)
         with stop_signals_to(self._on_signal):
             try:
+                for slot in self._slots:
+                    if not self._stopping.is_set():  # a signal may come while they start
+                        await self._start(slot)
+                log.info("started %d worker processes: %s", len(self._slots), self.pids)
                 await self._watch()
             finally:
                 for slot in self._slots:
