@@ -11,8 +11,15 @@ from rich.table import Table
 from rich.text import Text
 
 from flowexec.cli.render import format_age, jsonable, print_json, stdout_console
-from flowexec.cli.session import EXIT_FAILED, JsonFlag, fail, opened_store, run, settings_of
-from flowexec.cli.session import wants_json as json_wanted
+from flowexec.cli.session import (
+    EXIT_FAILED,
+    JsonFlag,
+    fail,
+    opened_store,
+    run,
+    settings_of,
+    wants_json,
+)
 from flowexec.model import check_id
 from flowexec.model.workers import WorkerInfo
 from flowexec.store.protocol import ExecutionStore
@@ -33,7 +40,7 @@ def list_workers(ctx: typer.Context, as_json: JsonFlag = False) -> None:
             return await store.get_workers(), await store.now()
 
     workers, now = run(settings, body())
-    if json_wanted(ctx, as_json):
+    if wants_json(ctx, as_json):
         print_json([
             {**jsonable(w), "last_seen_age_s": (now - w.last_seen_at).total_seconds()}
             for w in workers
