@@ -9,6 +9,7 @@ import pytest
 from flowexec import App, Client, FlowContext, Worker
 from flowexec.errors import ValidationError
 from flowexec.model import ExecutionStatus
+from flowexec.runtime.settings import WorkerSettings
 from flowexec.store.protocol import ExecutionStore
 from tests.runtime.helpers import FAST, OWNER
 
@@ -37,6 +38,6 @@ async def test_a_worker_stops_after_max_runs_and_leaves_the_rest_queued(
 
 
 @pytest.mark.parametrize("bad", [0, -1, "3"])
-async def test_max_runs_must_be_a_positive_count(store: ExecutionStore, bad: object) -> None:
+def test_max_runs_must_be_a_positive_count(bad: object) -> None:
     with pytest.raises(ValidationError, match="max_runs"):
-        Worker(app, store, max_runs=bad)
+        WorkerSettings(max_runs=bad)  # type: ignore[arg-type]
