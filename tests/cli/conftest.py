@@ -11,7 +11,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +57,17 @@ CliFixture = Callable[..., Awaitable[Result]]
 def cli(store_url: str, unique_prefix: str, store: ExecutionStore) -> Cli:
     """Depends on `store` so the tables exist and are dropped after the test."""
     return Cli(store_url, unique_prefix)
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Every process a test starts is gone after it, whatever happened."""
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
 
 
 def run_module(*args: str, timeout: float = 60, **kwargs: Any) -> subprocess.CompletedProcess[str]:

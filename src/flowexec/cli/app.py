@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "events": ("flowexec.cli.events_command", "events"),
     "claims": ("flowexec.cli.inspect_commands", "list_claims"),
     "stats": ("flowexec.cli.inspect_commands", "show_stats"),
+    "workers": ("flowexec.cli.workers_command", "list_workers"),
     "demo": ("flowexec.cli.demo_command", "run_demo_command"),
     "serve": ("flowexec.cli.serve_command", "serve"),
     "tokens": ("flowexec.cli.tokens_commands", "tokens"),

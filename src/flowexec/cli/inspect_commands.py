@@ -32,6 +32,7 @@ from flowexec.cli.render import (
     stdout_console,
 )
 from flowexec.cli.session import JsonFlag, opened_store, run, settings_of, wants_json
+from flowexec.cli.workers_command import unserved_lines
 from flowexec.errors import ExecutionNotFound
 from flowexec.model import MAX_LIMIT, MAX_TREE_NODES, Execution, ExecutionTreeNode, check_id
 
@@ -307,13 +308,15 @@ def list_claims(
 
 
 def show_stats(ctx: typer.Context, as_json: JsonFlag = False) -> None:
-    """Counts by status, live claims, the oldest queued age and recent recoveries."""
+    """Counts by status, live claims, the oldest queued age, recent recoveries, and the queued
+    flows no live worker serves."""
     settings = settings_of(ctx)
 
     async def body() -> None:
         async with opened_store(settings) as store:
             stats = await store.get_stats()
             now = await store.now()
+            unserved = await store.get_unserved_queues()
         oldest_age = None if stats.oldest_queued_at is None else now - stats.oldest_queued_at
         if wants_json(ctx, as_json):
             print_json(
@@ -324,6 +327,7 @@ def show_stats(ctx: typer.Context, as_json: JsonFlag = False) -> None:
                     "oldest_queued_at": stats.oldest_queued_at,
                     "oldest_queued_age_s": oldest_age,
                     "recoveries_last_hour": stats.recoveries_last_hour,
+                    "queued_without_live_worker": unserved,
                 }
             )
             return
@@ -339,5 +343,7 @@ def show_stats(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         table.add_row("oldest queued", format_duration(oldest_age))
         table.add_row("recoveries (1h)", str(stats.recoveries_last_hour))
         console.print(table)
+        for line in unserved_lines(unserved):
+            console.print(Text(line, style="bold red"))
 
     run(settings, body())

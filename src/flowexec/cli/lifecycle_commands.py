@@ -39,6 +39,7 @@ from flowexec.cli.session import (
     wants_json,
 )
 from flowexec.cli.submit_file import DEFAULT_BATCH_SIZE, submit_lines
+from flowexec.cli.workers_command import refuse_unserved_flow
 from flowexec.model import Execution, ExecutionStatus, check_id
 from flowexec.runtime import Client
 from flowexec.store.limits import MAX_CREATE_BATCH
@@ -119,6 +120,9 @@ def submit(
             help="Lines of --from-file per batch; each batch is written whole or not at all.",
         ),
     ] = DEFAULT_BATCH_SIZE,
+    force: Annotated[
+        bool, typer.Option("--force", help="Submit even if no worker runs the flow lately.")
+    ] = False,
 ) -> None:
     """Create a root execution of a flow, runnable at once unless --no-start (or one per line
     of --from-file, in batches); with --wait, print its events as they happen until it ends."""
@@ -131,7 +135,7 @@ def submit(
             fail(f"{', '.join(given)} cannot be used with --from-file; each line carries "
                  "its own options, integration and events", EXIT_BAD_INPUT)
         _submit_from_file(ctx, flow_id, from_file, owner, not no_start, batch_size, app_spec,
-                          json_out)
+                          json_out, force)
         return
     if owner is None:
         fail("submit needs --owner (or --from-file)", EXIT_BAD_INPUT)
@@ -146,6 +150,7 @@ def submit(
         parsed_events = None if not events else [parse_event(e) for e in events]
         flows = None if app_spec is None else load_app(app_spec)
         async with opened_store(settings) as store:
+            warning = None if force else await refuse_unserved_flow(store, flow_id)
             client = Client(store, flows=flows)
             execution_id = await client.create(
                 flow_id,
@@ -155,6 +160,7 @@ def submit(
                 events=parsed_events,
                 start=not no_start,
             )
+            _warn(warning)
             if not wait:
                 return await client.get(execution_id), []
             waiting = asyncio.ensure_future(client.wait(execution_id, timeout=timeout, tree=tree))
@@ -196,6 +202,7 @@ def _submit_from_file(
     batch_size: int,
     app_spec: str | None,
     json_out: bool,
+    force: bool,
 ) -> None:
     """Ids one per line as each batch commits; with --json, {"line": N, "id": ...} per line."""
     settings = settings_of(ctx)
@@ -209,10 +216,18 @@ def _submit_from_file(
     async def body() -> None:
         flows = None if app_spec is None else load_app(app_spec)
         async with opened_store(settings) as store:
+            warning = None if force else await refuse_unserved_flow(store, flow_id)
             await submit_lines(store, flow_id, source, owner=owner, start=start,
                                batch_size=batch_size, flows=flows, on_batch=show)
+            _warn(warning)
 
     run(settings, body())
+
+
+def _warn(warning: str | None) -> None:
+    """After the submission succeeded: a warning that concerns it, on stderr."""
+    if warning is not None:
+        sys.stderr.write(warning + "\n")
 
 
 def _print_outcome(execution: Execution, *, waited: bool) -> None:

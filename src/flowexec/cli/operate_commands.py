@@ -106,13 +106,15 @@ def recover(
                     "expired": report.expired,
                     "requeued": report.requeued,
                     "failed": report.failed,
+                    "dead_workers": report.dead_workers,
                     "duration_s": report.duration_s,
                 }
             )
             return
         stdout_console().print(
             f"expired {report.expired} claims, requeued {report.requeued} executions, "
-            f"failed {report.failed} (in {format_duration_s(report.duration_s)})"
+            f"failed {report.failed}, removed {report.dead_workers} dead workers from the "
+            f"registry (in {format_duration_s(report.duration_s)})"
         )
 
     run(settings, body())

@@ -1,19 +1,17 @@
-"""`flowexec worker`: run an app's flows until SIGTERM, in one process or a supervised few.
+"""`flowexec worker`: run an app's flows until SIGTERM, in one process or a supervised group.
 
-With `--processes N` this process becomes a small supervisor: it starts N single-process
-workers (each its own interpreter, so CPU-bound nodes do not share a GIL), passes stop signals
-on, and exits as soon as one of them dies, so that systemd, Kubernetes or whatever started it
-restarts the group instead of running short-handed without noticing. The workers sit in their
-own process group: Ctrl-C reaches them once, through the supervisor, and so stays graceful.
-Stop the supervisor with SIGTERM; a SIGKILL cannot be passed on.
+With `--processes N` this process becomes the group's supervisor (runtime/supervisor.py): it
+starts N single-process workers (each its own interpreter, so CPU-bound nodes do not share a
+GIL), restarts one that dies, passes stop signals on, and stops the group when workers die
+faster than `--max-restarts` per `--restart-window`. The workers sit in their own process
+group, so Ctrl-C reaches them once, through the supervisor, and stays graceful; they stop at
+once when the supervisor is killed (runtime/parent_watch.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
-import signal
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -23,12 +21,14 @@ import typer
 
 from flowexec.cli.apps import load_app
 from flowexec.cli.logs import stream_runtime_logs
-from flowexec.cli.session import Settings, opened_store, run, settings_of
-from flowexec.errors import ConfigError
+from flowexec.cli.session import EXIT_BAD_INPUT, fail, one_line, opened_store, run, settings_of
+from flowexec.errors import ConfigError, ValidationError
 from flowexec.runtime import Worker
 from flowexec.runtime.observer import NO_OBSERVER
+from flowexec.runtime.parent_watch import ParentWatch, supervisor_pid
 from flowexec.runtime.settings import WorkerSettings
-from flowexec.runtime.signals import stop_signals_to
+from flowexec.runtime.supervisor import Supervisor, SupervisorSettings
+from flowexec.runtime.tasks import end_tasks
 
 if TYPE_CHECKING:
     from flowexec.metrics import FlowexecMetrics
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 DEFAULTS = WorkerSettings()
 DEFAULT_METRICS_HOST = "127.0.0.1"
 MAX_PORT = 65535
+GROUP_DEFAULTS = SupervisorSettings()
 
 
 def worker(
@@ -64,6 +65,22 @@ def worker(
     recovery: Annotated[
         bool, typer.Option("--recovery/--no-recovery", help="Take part in recovery sweeps.")
     ] = DEFAULTS.recovery,
+    recovery_interval: Annotated[
+        float, typer.Option("--recovery-interval", min=0.01, help="Seconds between sweeps.")
+    ] = DEFAULTS.recovery_interval_s,
+    max_runs_per_process: Annotated[
+        int | None,
+        typer.Option(
+            "--max-runs-per-process", min=1,
+            help="Replace a worker process after it started this many runs.",
+        ),
+    ] = None,
+    max_restarts: Annotated[
+        int, typer.Option("--max-restarts", min=0, help="Deaths per window before giving up.")
+    ] = GROUP_DEFAULTS.max_restarts,
+    restart_window: Annotated[
+        float, typer.Option("--restart-window", min=0.01, help="Seconds of --max-restarts.")
+    ] = GROUP_DEFAULTS.restart_window_s,
     log_json: Annotated[bool, typer.Option("--log-json", help="Logs as JSON lines.")] = False,
     metrics_port: Annotated[
         int | None,
@@ -81,19 +98,54 @@ def worker(
     settings = settings_of(ctx)
     stream_runtime_logs(ctx, debug=settings.debug, json_lines=log_json)
     check_metrics_address(metrics_host, metrics_port, processes)
-    if processes > 1:
+    try:  # checked once here, rather than by every child of a group
+        worker_settings = WorkerSettings(
+            concurrency=concurrency,
+            claim_timeout_ms=claim_timeout_ms,
+            heartbeat_interval_ms=heartbeat_ms,
+            shutdown_grace_s=shutdown_grace,
+            recovery=recovery,
+            recovery_interval_s=recovery_interval,
+            max_runs=max_runs_per_process,
+        )
+        group_settings = SupervisorSettings(
+            processes=processes, max_restarts=max_restarts, restart_window_s=restart_window
+        )
+    except ValidationError as exc:
+        fail(one_line(exc), EXIT_BAD_INPUT)
+    # Recycling needs someone to start the replacement: even one process gets a supervisor.
+    recycled = max_runs_per_process is not None and supervisor_pid() is None
+    if processes > 1 or recycled:
         child_args = ["--concurrency", str(concurrency), "--claim-timeout-ms",
                       str(claim_timeout_ms), "--heartbeat-ms", str(heartbeat_ms),
                       "--shutdown-grace", str(shutdown_grace),
+                      "--recovery-interval", str(recovery_interval),
                       "--recovery" if recovery else "--no-recovery"]
+        if max_runs_per_process is not None:
+            child_args += ["--max-runs-per-process", str(max_runs_per_process)]
         if log_json:
             child_args.append("--log-json")
-        code = run(
-            settings,
-            supervise(settings, app_spec, processes, worker_id, child_args,
-                      metrics=None if metrics_port is None else (metrics_host, metrics_port)),
-        )
-        raise typer.Exit(code)
+        env = {**os.environ, "FLOWEXEC_DATABASE_URL": settings.url,  # not on argv: `ps` shows it
+               "FLOWEXEC_TABLE_PREFIX": settings.table_prefix}
+        base = [sys.executable, "-m", "flowexec", *(["--debug"] if settings.debug else []),
+                "worker", "--app", app_spec, *child_args]
+
+        def command(slot: int) -> list[str]:
+            own = [] if worker_id is None else ["--worker-id", f"{worker_id}-{slot}"]
+            if metrics_port is not None:
+                own += ["--metrics-host", metrics_host,
+                        "--metrics-port", str(metrics_port + slot - 1)]
+            return [*base, *own]
+
+        group = Supervisor(command, env=env, settings=group_settings)
+
+        async def supervise() -> int:
+            load_app(app_spec)  # fail here, once, rather than N times in the children
+            async with opened_store(settings):  # likewise: reachable, and migrated
+                pass
+            return await group.run()
+
+        raise typer.Exit(run(settings, supervise()))
 
     async def body() -> None:
         app = load_app(app_spec)
@@ -103,15 +155,11 @@ def worker(
                 app,
                 store,
                 worker_id=worker_id,
-                concurrency=concurrency,
-                claim_timeout_ms=claim_timeout_ms,
-                heartbeat_interval_ms=heartbeat_ms,
-                shutdown_grace_s=shutdown_grace,
-                recovery=recovery,
+                settings=worker_settings,
                 observer=NO_OBSERVER if metrics is None else metrics,
             )
             async with metrics_served(metrics, metrics_host, metrics_port):
-                await runner.run()
+                await run_supervised(runner)
 
     run(settings, body())
 
@@ -156,55 +204,14 @@ async def metrics_served(
         yield
 
 
-async def supervise(
-    settings: Settings,
-    app_spec: str,
-    processes: int,
-    worker_id: str | None,
-    child_args: list[str],
-    *,
-    metrics: tuple[str, int] | None = None,
-) -> int:
-    """Start the workers, forward stop signals, and return the first failing exit code (or 0)."""
-    load_app(app_spec)  # fail here, once, rather than N times in the children
-    env = {**os.environ, "FLOWEXEC_DATABASE_URL": settings.url,  # not on argv: `ps` shows it
-           "FLOWEXEC_TABLE_PREFIX": settings.table_prefix}
-    base = [sys.executable, "-m", "flowexec"] + (["--debug"] if settings.debug else [])
-    children: list[asyncio.subprocess.Process] = []
-    for number in range(1, processes + 1):
-        own = [] if worker_id is None else ["--worker-id", f"{worker_id}-{number}"]
-        if metrics is not None:
-            own += ["--metrics-host", metrics[0], "--metrics-port", str(metrics[1] + number - 1)]
-        children.append(
-            await asyncio.create_subprocess_exec(
-                *base, "worker", "--app", app_spec, *child_args, *own, env=env,
-                process_group=0,
-            )
-        )
-    log = logging.getLogger("flowexec.cli")
-    log.info("started %d worker processes: %s", processes, [c.pid for c in children])
-    stopping = False
-    first_failure = 0
-
-    def forward(sig: signal.Signals) -> None:
-        nonlocal stopping
-        stopping = True
-        for child in children:
-            if child.returncode is None:
-                child.send_signal(sig)
-
-    async def watch(child: asyncio.subprocess.Process) -> None:
-        """The first child to die takes the others down with it."""
-        nonlocal first_failure
-        code = await child.wait()
-        if code != 0 and not first_failure:
-            first_failure = code if code > 0 else 128 - code
-        if not stopping:
-            log.error("worker process %d exited with %d: stopping the others", child.pid, code)
-            forward(signal.SIGTERM)
-
-    with stop_signals_to(forward):
-        async with asyncio.TaskGroup() as watching:
-            for child in children:
-                watching.create_task(watch(child))
-    return first_failure
+async def run_supervised(runner: Worker) -> None:
+    """Run the worker; under a supervisor, stop it at once when the supervisor is gone."""
+    parent = supervisor_pid()
+    if parent is None:
+        await runner.run()
+        return
+    watch = asyncio.create_task(ParentWatch(parent, lambda: runner.stop(force=True)).run())
+    try:
+        await runner.run()
+    finally:
+        await end_tasks([watch], grace_s=0)

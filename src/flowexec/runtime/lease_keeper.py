@@ -1,7 +1,8 @@
 """The worker's leases: heartbeats renew them, a watchdog stops the runs whose lease ran out.
 
 A run may only work while it holds its lease (its claim in the store, docs/architecture.md
-§4). The heartbeat renews every lease held in one `extend_claims`; a lease it does not get
+§4). The heartbeat renews every lease held, and the worker's registry entry, in one statement
+(`keep_worker_alive`, or `extend_claims` without a registry entry); a lease it does not get
 back is lost and its run is aborted at once. The watchdog does not ask the store: each run's
 `LeaseTerm` is counted from before the heartbeat that last renewed it was sent, so it never
 ends after the database's own expiry, and the run stops before another worker can take it
@@ -18,6 +19,7 @@ from typing import Protocol
 from flowexec.runtime.control import AbortReason
 from flowexec.runtime.logs import BoundLogger
 from flowexec.runtime.observer import NO_OBSERVER, WorkerObserver
+from flowexec.runtime.presence import WorkerPresence
 from flowexec.runtime.tasks import every
 from flowexec.store.protocol import ExecutionStore
 
@@ -70,7 +72,9 @@ class LeaseKeeper:
         runs: Callable[[], Collection[LeasedRun]],
         log: BoundLogger,
         observer: WorkerObserver = NO_OBSERVER,
+        presence: WorkerPresence | None = None,
     ) -> None:
+        """With `presence`, the heartbeat also keeps the worker's registry entry alive."""
         self._store = store
         self._observer = observer
         self._worker_id = worker_id
@@ -80,6 +84,7 @@ class LeaseKeeper:
         self._watchdog_interval_s = watchdog_interval_s
         self._runs = runs
         self._log = log
+        self._presence = presence
 
     def new_term(self) -> LeaseTerm:
         """The term of a lease the store granted just now."""
@@ -101,19 +106,21 @@ class LeaseKeeper:
             )
 
     async def heartbeat(self) -> None:
-        """Renew every lease held in one statement; a lease left out is lost: abort its run."""
+        """Renew every lease held (and the worker's presence) in one statement; a lease left
+        out is lost: abort its run."""
         runs = [run for run in self._runs() if run.holds_lease]
-        if not runs:
+        if not runs and self._presence is None:
             return
         sent_at = time.monotonic()
+        claims = [(r.execution_id, r.epoch) for r in runs]
+        renewing = (
+            self._store.extend_claims(self._worker_id, claims, self._lease_ms)
+            if self._presence is None
+            else self._presence.keep_alive(claims, self._lease_ms)
+        )
         # A heartbeat that hangs (a cut network, a pool waiting for a connection) must not
         # hold the next one up for longer than a lease; the watchdog stops the runs meanwhile.
-        renewed = await asyncio.wait_for(
-            self._store.extend_claims(
-                self._worker_id, [(r.execution_id, r.epoch) for r in runs], self._lease_ms
-            ),
-            self._lease_s,
-        )
+        renewed = await asyncio.wait_for(renewing, self._lease_s)
         self._observer.leases_renewed(sent_at)
         for run in runs:
             if run.execution_id in renewed:

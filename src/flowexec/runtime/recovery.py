@@ -32,6 +32,8 @@ class SweepReport:
     requeued: int
     failed: int
     duration_s: float
+    dead_workers: int = 0
+    """Workers removed from the registry because their presence expired."""
 
     @property
     def recovered(self) -> int:
@@ -69,6 +71,13 @@ class RecoveryService:
             return None
         started = time.monotonic()
         expired = await self.store.expire_old_claims()
+        dead_workers = await self.store.remove_dead_workers()
+        if dead_workers:
+            log.warning(
+                "removed %d dead workers from the registry: %s",
+                len(dead_workers), ", ".join(dead_workers),
+                extra={"worker_id": self.worker_id},
+            )
         requeued = failed = 0
         recovered: list[RecoveryRecord] = []
         policy = self.settings.policy
@@ -96,7 +105,9 @@ class RecoveryService:
                 )
             if len(records) < policy.batch_size:
                 break
-        report = SweepReport(expired, requeued, failed, time.monotonic() - started)
+        report = SweepReport(
+            expired, requeued, failed, time.monotonic() - started, len(dead_workers)
+        )
         if report.expired or report.recovered:
             log.info(
                 "recovery sweep: expired=%d recovered=%d requeued=%d failed=%d duration=%.3fs",

@@ -23,6 +23,7 @@ from flowexec.policy import Backoff, RecoveryPolicy
 
 MAX_CONCURRENCY = 1000
 MAX_FAILURES_LIMIT = 1_000_000
+MAX_RUNS_LIMIT = 2**31 - 1
 RECOVERY_LOCK_ID = 0x666C6F77
 """The advisory lock key ("flow"); the store namespaces it per table prefix."""
 RECOVERY_INTERVAL_S = 10.0
@@ -90,7 +91,9 @@ class WorkerSettings:
     `heartbeat_interval_ms`. `poll_interval_s` is how often the claim loop looks for work when
     no wake-up arrives (None: the backend's own default). Retries wait `retry_backoff`; the
     recovery service, when `recovery` is on, sweeps every `recovery_interval_s` with
-    `recovery_policy`.
+    `recovery_policy`. `max_runs` (None: no limit) stops the worker gracefully once it has
+    started that many runs, so that a supervisor replaces the process (recycling what a
+    long-lived process accumulates: leaked memory, stale state of libraries).
     """
 
     concurrency: int = 10
@@ -104,6 +107,7 @@ class WorkerSettings:
     recovery_interval_s: float = RECOVERY_INTERVAL_S
     recovery_policy: RecoveryPolicy = field(default_factory=RecoveryPolicy)
     install_signal_handlers: bool = True
+    max_runs: int | None = None
 
     def __post_init__(self) -> None:
         check_int_range(self.concurrency, "concurrency", 1, MAX_CONCURRENCY)
@@ -122,6 +126,8 @@ class WorkerSettings:
         check_positive(self.control_interval_s, "control_interval_s")
         check_backoff(self.retry_backoff, "retry_backoff")
         check_recovery(self.recovery_interval_s, self.recovery_policy, prefix="recovery_")
+        if self.max_runs is not None:
+            check_int_range(self.max_runs, "max_runs", 1, MAX_RUNS_LIMIT)
 
     @property
     def recovery_settings(self) -> RecoverySettings | None:

@@ -37,6 +37,7 @@ from flowexec.runtime.flows import FlowRegistry
 from flowexec.runtime.lease_keeper import LeaseKeeper
 from flowexec.runtime.logs import bound
 from flowexec.runtime.observer import NO_OBSERVER, WorkerObserver
+from flowexec.runtime.presence import WorkerPresence
 from flowexec.runtime.recovery import RecoveryService
 from flowexec.runtime.run import ExecutionRun, RunSettings
 from flowexec.runtime.settings import WORKER_KEYWORDS, WorkerSettings
@@ -111,6 +112,7 @@ class Worker:
         self._store: ExecutionStore | None = None
         self._events: EventBuffer | None = None
         self._ran = False
+        self._launched = 0
 
     # ------------------------------------------------------------ public
 
@@ -153,6 +155,14 @@ class Worker:
 
     async def _run_on(self, store: ExecutionStore) -> None:
         settings = self.settings
+        presence = WorkerPresence(
+            store,
+            worker_id=self.worker_id,
+            flow_ids=self.app.flow_ids,
+            settings=settings,
+            log=self.log,
+        )
+        await presence.register()
         leases = LeaseKeeper(
             store,
             worker_id=self.worker_id,
@@ -162,6 +172,7 @@ class Worker:
             runs=self._runs.values,
             log=self.log,
             observer=self._observer,
+            presence=presence,
         )
         controls = ControlPoller(
             store, interval_s=settings.control_interval_s, runs=self._runs.values, log=self.log
@@ -195,6 +206,7 @@ class Worker:
                 await end_tasks(list(self._tasks.values()), grace_s=0)
                 await end_tasks(flushing, grace_s=0)
                 await self._last_flush(events)
+                await presence.leave()
 
     async def _last_flush(self, events: EventBuffer) -> None:
         """What the runs recorded last; a store that fails now loses only these events."""
@@ -232,9 +244,14 @@ class Worker:
         while not self._stopping.is_set():
             # Runs whose completion waits still count here; each one written frees its slot
             # inside the statement.
-            free = max(self.settings.concurrency - len(self._runs), 0)
+            free = min(max(self.settings.concurrency - len(self._runs), 0), self._runs_left())
             if free > 0 or len(self._completions):
                 taken = self._completions.take()
+                if free + len(taken) > self._runs_left():
+                    # Each completion written starts one more run: near `max_runs`, the runs
+                    # write their own outcomes instead.
+                    CompletionQueue.settle(taken, ())
+                    taken = []
                 try:
                     batch = await store.claim_and_start(
                         self.worker_id,
@@ -259,9 +276,18 @@ class Worker:
                     self._observer.claimed(batch.started)
                 for started in batch.started:
                     self._launch(store, started, leases, run_settings)
+                if self._runs_left() == 0:
+                    self.log.info("recycling: %d runs started, the limit; stopping", self._launched)
+                    self._request_stop(False)
+                    continue
                 if batch.started and len(batch.started) == free + len(batch.completed):
                     continue  # there may be more
             await self._wait_for_work(store, poll_s if free > 0 else None)
+
+    def _runs_left(self) -> int:
+        """How many more runs `max_runs` lets this worker start."""
+        limit = self.settings.max_runs
+        return self.settings.concurrency if limit is None else max(limit - self._launched, 0)
 
     def _launch(
         self,
@@ -283,6 +309,7 @@ class Worker:
         if self._stopping.is_set():
             run.abort(AbortReason.SHUTDOWN)  # claimed while stopping: give it straight back
         key = (run.execution_id, run.epoch)
+        self._launched += 1
         self._runs[key] = run
         task = asyncio.create_task(run.execute(), name=f"flowexec-run:{run.execution_id}")
         self._tasks[key] = task

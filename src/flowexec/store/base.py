@@ -74,10 +74,16 @@ from flowexec.store.rows import (
     tree_node_from_row,
 )
 from flowexec.store.tokens import TokenFacade
+from flowexec.store.workers import WorkerRegistryFacade
 
 
 class SqlExecutionStore(
-    TokenFacade, FlowCountsFacade, EventLogFacade, CheckpointFacade, QueueStatsFacade
+    TokenFacade,
+    FlowCountsFacade,
+    EventLogFacade,
+    CheckpointFacade,
+    QueueStatsFacade,
+    WorkerRegistryFacade,
 ):
     """The `ExecutionStore` contract over backend primitives."""
 

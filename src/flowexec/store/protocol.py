@@ -33,10 +33,11 @@ from flowexec.model import (
 from flowexec.policy import DEFAULT_RECOVERY
 from flowexec.store.limits import MAX_BATCH
 from flowexec.store.tokens import ApiToken, IssuedToken
+from flowexec.store.workers import WorkerRegistry
 
 
 @runtime_checkable
-class ExecutionStore(Protocol):
+class ExecutionStore(WorkerRegistry, Protocol):
     """Executions, their claims (leases with fencing epochs) and their recovery history."""
 
     @property

@@ -54,6 +54,7 @@ from flowexec.store.postgres.listener import WorkListener
 from flowexec.store.postgres.locks import MIGRATION_LOCK_ID, RecoveryLockSession, lock_namespace
 from flowexec.store.postgres.options import PostgresOptions
 from flowexec.store.postgres.queue_stats import QUEUE_STATS
+from flowexec.store.postgres.workers import PostgresWorkerRegistry
 from flowexec.store.recovery import as_columns, recovery_writes
 from flowexec.store.rows import Row
 from flowexec.store.urls import redact
@@ -121,6 +122,7 @@ class PostgresExecutionStore(PostgresApiPrimitives, SqlExecutionStore):
             name=f"flowexec-{self.table_prefix}",
         )
         self._locks = RecoveryLockSession(url, self._connect_kwargs, self._namespace)
+        self._worker_registry = PostgresWorkerRegistry(self._rows)
         self._listener = WorkListener(
             url,
             self._channel,

@@ -44,6 +44,7 @@ from flowexec.store.sqlite.event_log import log_events
 from flowexec.store.sqlite.locks import RecoveryFileLocks
 from flowexec.store.sqlite.options import SqliteOptions
 from flowexec.store.sqlite.queue_stats import QUEUE_STATS
+from flowexec.store.sqlite.workers import SqliteWorkerRegistry
 from flowexec.store.urls import parse_sqlite_url
 
 log = logging.getLogger("flowexec.store.sqlite")
@@ -69,6 +70,7 @@ class SqliteExecutionStore(SqliteApiPrimitives, SqlExecutionStore):
         self._options = SqliteOptions.from_keywords(options)
         self._db = SqliteConnection(target, table_prefix=self.table_prefix, options=self._options)
         self._locks = RecoveryFileLocks(target, self.table_prefix)
+        self._worker_registry = SqliteWorkerRegistry(self)
 
     @classmethod
     async def open(
