@@ -182,7 +182,10 @@ class SqlExecutionStore(EventLogFacade):
             return False
         if write.fence is not None and not fence_holds(row, write.fence):
             raise ClaimLost(write.execution_id, *write.fence)
-        raise InvalidTransition(write.execution_id, ExecutionStatus(row["status"]), status)
+        raise InvalidTransition(
+            write.execution_id, ExecutionStatus(row["status"]), status,
+            required=None if params.expected_status is None else ExecutionStatus(sources[0]),
+        )
 
     async def start_execution(self, id: str) -> bool:
         check_id(id, "id")
@@ -193,7 +196,10 @@ class SqlExecutionStore(EventLogFacade):
         if row is None:
             raise ExecutionNotFound(id)
         if row["status"] != ExecutionStatus.CREATED.value:
-            raise InvalidTransition(id, ExecutionStatus(row["status"]), ExecutionStatus.CREATED)
+            raise InvalidTransition(
+                id, ExecutionStatus(row["status"]), ExecutionStatus.CREATED, action="started",
+                required=ExecutionStatus.CREATED,
+            )
         return False
 
     async def get_root_executions(
@@ -383,7 +389,8 @@ class SqlExecutionStore(EventLogFacade):
         if not fence_holds(current, fence):
             raise ClaimLost(write.execution_id, *fence)
         raise InvalidTransition(
-            write.execution_id, ExecutionStatus(current["status"]), ExecutionStatus.CREATED
+            write.execution_id, ExecutionStatus(current["status"]), ExecutionStatus.CREATED,
+            action="retried",
         )
 
     async def get_executions_needing_recovery(
