@@ -122,8 +122,9 @@ class FlowContext:
         return self._execution.options
 
     @property
-    def integration(self) -> dict[str, JSON] | None:
-        return self._execution.integration
+    def integration(self) -> dict[str, JSON]:
+        """The execution's integration settings; `{}` when it has none, so `.get` always works."""
+        return self._execution.integration or {}
 
     @property
     def events(self) -> list[FlowEvent]:
