@@ -146,6 +146,18 @@ async def test_show_without_claim_or_history(cli: Cli, store: ExecutionStore) ->
     assert "claim: none" in human and "recovery history: none" in human
 
 
+async def test_show_of_a_finished_execution_has_no_lease_or_queue_times_ahead(
+    cli: Cli, store: ExecutionStore
+) -> None:
+    execution, lease = await start_running(store)
+    assert await set_status(store, execution.id, S.COMPLETED, lease, result={"ok": True})
+    human = (await cli.ok("show", execution.id)).stdout
+    claim_line = next(line for line in human.splitlines() if line.startswith("claim:"))
+    assert claim_line.startswith(f"claim: released, last held by {lease.worker_id}"), claim_line
+    assert "expires" not in claim_line and " in " not in claim_line, claim_line
+    assert re.search(r"available_at\s+-\s*$", human, re.MULTILINE), human
+
+
 async def test_show_lists_a_bounded_number_of_children(cli: Cli, store: ExecutionStore) -> None:
     parent = await create_root(store)
     children = [await create_child(store, parent) for _ in range(SHOWN_CHILDREN + 1)]
@@ -199,6 +211,17 @@ async def test_tree_nests_children_with_status_and_duration(
     assert truncated["truncated"] is True
 
 
+async def test_tree_orders_children_as_they_were_emitted(cli: Cli, store: ExecutionStore) -> None:
+    root = await create_root(store)
+    # Ids that sort the other way round from the emitting order.
+    emitted = [await create_child(store, root, id=f"EX-child-{name}") for name in "zma"]
+    tree = await cli.json("tree", root.id)
+    assert [c["id"] for c in tree["tree"]["children"]] == [c.id for c in emitted]
+    lines = (await cli.ok("tree", root.id)).stdout.splitlines()
+    positions = [next(i for i, x in enumerate(lines) if c.id in x) for c in emitted]
+    assert positions == sorted(positions)
+
+
 async def test_claims_lists_live_leases_per_worker(cli: Cli, store: ExecutionStore) -> None:
     first, _ = await start_running(store, worker_id="w-one")
     second = await create_root(store)
@@ -226,7 +249,9 @@ async def test_stats_counts_by_status(cli: Cli, store: ExecutionStore) -> None:
     await store.record_recovery(done.id, "sweeper", "expired_claim", "running", "gone")
 
     stats = await cli.json("stats")
-    assert stats["counts_by_status"] == {"running": 1, "created": 1, "completed": 1}
+    assert stats["counts_by_status"] == {
+        "created": 1, "running": 1, "paused": 0, "completed": 1, "failed": 0, "stopped": 0
+    }
     assert stats["total"] == 3 and stats["active_claims"] == 1
     assert stats["recoveries_last_hour"] == 1
     assert stats["oldest_queued_age_s"] >= 0

@@ -7,6 +7,7 @@ creates tables there; an unmigrated database is reported as such.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Annotated, Any
 
 import typer
@@ -33,7 +34,16 @@ from flowexec.cli.render import (
 )
 from flowexec.cli.session import JsonFlag, opened_store, run, settings_of, wants_json
 from flowexec.errors import ExecutionNotFound
-from flowexec.model import MAX_LIMIT, MAX_TREE_NODES, Execution, ExecutionTreeNode, check_id
+from flowexec.model import (
+    MAX_LIMIT,
+    MAX_TREE_NODES,
+    ClaimStatus,
+    Execution,
+    ExecutionClaim,
+    ExecutionStatus,
+    ExecutionTreeNode,
+    check_id,
+)
 
 
 def list_roots(
@@ -151,6 +161,8 @@ def show_execution(
         fields.add_column(style="bold", no_wrap=True)
         fields.add_column(overflow="fold")
         for name, value in jsonable(execution).items():
+            if name == "available_at" and execution.status is not ExecutionStatus.CREATED:
+                value = None  # the queue's clock only means something while queued
             shown: Text | str = (
                 status_text(execution.status) if name == "status" else _field_text(value)
             )
@@ -159,21 +171,29 @@ def show_execution(
         fields.add_row("children", f"{len(children)}{'+' if more_children else ''}")
         console.print(fields)
         print_progress(console, progress)
-        if claim is None:
-            console.print("claim: none")
-        else:
-            console.print(
-                f"claim: {claim.status.value} by {claim.worker_id} (epoch {claim.epoch}), "
-                f"claimed {format_age(claim.claimed_at, now)}, "
-                f"heartbeat {format_age(claim.heartbeat_at, now)}, "
-                f"expires {format_age(claim.expires_at, now)}"
-            )
+        console.print(claim_line(claim, now), soft_wrap=True)
         if not history:
             console.print("recovery history: none")
             return
         console.print(recovery_table(history))
 
     run(settings, body())
+
+
+def claim_line(claim: ExecutionClaim | None, now: datetime) -> str:
+    """A live lease says when it expires; a released or expired one only who held it last,
+    since its expiry no longer means anything."""
+    if claim is None:
+        return "claim: none"
+    held = (
+        f"by {claim.worker_id} (epoch {claim.epoch}), claimed {format_age(claim.claimed_at, now)}"
+        f", last heartbeat {format_age(claim.heartbeat_at, now)}"
+    )
+    if claim.status is ClaimStatus.ACTIVE and claim.expires_at > now:
+        return f"claim: active {held}, expires {format_age(claim.expires_at, now)}"
+    if claim.status is ClaimStatus.ACTIVE:
+        return f"claim: lapsed, last held {held}, lapsed {format_age(claim.expires_at, now)}"
+    return f"claim: {claim.status.value}, last held {held}"
 
 
 def _field_text(value: Any) -> str:
@@ -202,6 +222,7 @@ def show_tree(
             now = await store.now()
         if not nodes:
             raise ExecutionNotFound(execution_id)
+        nodes = in_emit_order(nodes)
         truncated = len(nodes) >= max_nodes
         if wants_json(ctx, as_json):
             print_json({"tree": tree_json(nodes, now), "truncated": truncated})
@@ -212,6 +233,12 @@ def show_tree(
             console.print(f"(showing the first {max_nodes} executions; raise --max-nodes)")
 
     run(settings, body())
+
+
+def in_emit_order(nodes: list[ExecutionTreeNode]) -> list[ExecutionTreeNode]:
+    """Level by level as the store gives them, siblings in the order their parent emitted
+    them (creation time; the id only breaks ties), not in the order of their hashed ids."""
+    return sorted(nodes, key=lambda n: (n.level, n.execution.created_at, n.id))
 
 
 def tree_json(nodes: list[ExecutionTreeNode], now: Any) -> dict[str, Any]:
@@ -318,7 +345,11 @@ def show_stats(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         if wants_json(ctx, as_json):
             print_json(
                 {
-                    "counts_by_status": stats.counts_by_status,
+                    # Every status, as the text shows them: a script reads 0, not a gap.
+                    "counts_by_status": {
+                        status.value: stats.counts_by_status.get(status.value, 0)
+                        for status in ExecutionStatus
+                    },
                     "total": sum(stats.counts_by_status.values()),
                     "active_claims": stats.active_claims,
                     "oldest_queued_at": stats.oldest_queued_at,
