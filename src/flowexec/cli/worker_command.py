@@ -64,7 +64,7 @@ def worker(
                       str(claim_timeout_ms), "--heartbeat-ms", str(heartbeat_ms),
                       "--shutdown-grace", str(shutdown_grace),
                       "--recovery" if recovery else "--no-recovery"]
-        if log_json:
+        if log_json or settings.log_json:
             child_args.append("--log-json")
         code = run(settings, supervise(settings, app_spec, processes, worker_id, child_args))
         raise typer.Exit(code)
