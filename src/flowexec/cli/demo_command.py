@@ -26,7 +26,7 @@ from rich.progress import (
 from flowexec import demo
 from flowexec.cli.inspect_commands import rich_tree
 from flowexec.cli.logs import quiet_runtime_logs
-from flowexec.cli.render import jsonable, print_json, recovery_table, stdout_console
+from flowexec.cli.render import jsonable, print_json, print_recovery_table, stdout_console
 from flowexec.cli.session import JsonFlag, Settings, opened_store, run, settings_of, wants_json
 from flowexec.store.protocol import ExecutionStore
 from flowexec.store.urls import redact
@@ -159,7 +159,7 @@ async def print_results(
     console.print(f"[bold]a report whose worker was killed, finished by {demo.RESCUER}[/]")
     console.print(rich_tree(await store.get_execution_tree(outcome.report_roots[0]), now))
     console.print()
-    console.print(recovery_table(outcome.recoveries, compact=True))
+    print_recovery_table(console, outcome.recoveries)
     console.print(summary_line(outcome), soft_wrap=True)
 
 

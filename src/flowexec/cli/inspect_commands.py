@@ -11,7 +11,6 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import typer
-from rich import box
 from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
@@ -26,13 +25,14 @@ from flowexec.cli.render import (
     format_duration,
     jsonable,
     print_json,
-    recovery_table,
+    print_recovery_table,
     root_json,
     run_duration,
     status_text,
     stdout_console,
 )
 from flowexec.cli.session import JsonFlag, opened_store, run, settings_of, wants_json
+from flowexec.cli.tables import Cell, Column, WideFlag, print_table
 from flowexec.errors import ExecutionNotFound
 from flowexec.model import (
     MAX_LIMIT,
@@ -57,6 +57,7 @@ def list_roots(
         str | None, typer.Option("--after", help="The cursor a previous page printed.")
     ] = None,
     as_json: JsonFlag = False,
+    wide: WideFlag = False,
 ) -> None:
     """List a flow's root executions, newest first, one page at a time."""
     settings = settings_of(ctx)
@@ -80,34 +81,15 @@ def list_roots(
             more = "more " if position is not None else ""
             console.print(f"no {more}root executions of flow {flow_id}")
             return
-        table = Table(
-            title=f"root executions of {flow_id}", title_justify="left", box=box.SIMPLE_HEAD,
-            show_edge=False, pad_edge=False, padding=(0, 0),
-        )
-        # An id or a status cut short is useless; a long owner folds, past ten characters.
-        widths = {
-            "id": max(len(r.execution.id) for r in page),
-            "status": 9,
-            "owner": min(max(len(r.execution.owner_id) for r in page), 10),
-        }
-        for name in ("id", "status", "owner", "created", "duration", "levels", "nested"):
-            justify: Any = "right" if name in ("duration", "levels", "nested") else "left"
-            table.add_column(
-                name, justify=justify, no_wrap=name != "owner", overflow="fold",
-                min_width=widths.get(name),
-            )
-        for root in page:
-            e = root.execution
-            table.add_row(
-                e.id,
-                status_text(e.status),
-                e.owner_id,
-                format_age(e.created_at, now),
-                format_duration(run_duration(e, now)),
-                str(root.levels),
-                str(root.total_nested),
-            )
-        console.print(table)
+        cells: list[list[Cell]] = [
+            [r.execution.id, status_text(r.execution.status),
+             format_age(r.execution.created_at, now), r.execution.owner_id,
+             format_duration(run_duration(r.execution, now)), str(r.total_nested),
+             str(r.levels)]
+            for r in page
+        ]
+        print_table(console, ROOT_COLUMNS, cells, wide=wide,
+                    title=f"root executions of {flow_id}")
         if next_cursor is None:
             console.print(f"{len(page)} shown; no more pages")
         else:
@@ -116,6 +98,16 @@ def list_roots(
     run(settings, body())
 
 
+ROOT_COLUMNS = (
+    Column("id"),
+    Column("status"),
+    Column("created", priority=1),
+    Column("owner", priority=2, folds=True),
+    Column("duration", priority=3, justify="right"),
+    Column("nested", priority=4, justify="right"),
+    Column("levels", priority=5, justify="right"),
+)
+
 SHOWN_CHILDREN = 100
 
 
@@ -123,6 +115,7 @@ def show_execution(
     ctx: typer.Context,
     execution_id: Annotated[str, typer.Argument(help="The execution to show.")],
     as_json: JsonFlag = False,
+    wide: WideFlag = False,
 ) -> None:
     """Show every field of one execution, its claim, its recovery history, its progress and
     its last traceback."""
@@ -171,11 +164,11 @@ def show_execution(
         fields.add_row("children", f"{len(children)}{'+' if more_children else ''}")
         console.print(fields)
         print_progress(console, progress)
-        console.print(claim_line(claim, now), soft_wrap=True)
+        console.print(claim_line(claim, now))
         if not history:
             console.print("recovery history: none")
             return
-        console.print(recovery_table(history))
+        print_recovery_table(console, history, wide=wide)
 
     run(settings, body())
 
@@ -296,10 +289,21 @@ def node_label(execution: Execution, now: Any, *, show_flow: bool = True) -> Tex
     return label
 
 
+CLAIM_COLUMNS = (
+    Column("execution"),
+    Column("worker"),
+    Column("expires", priority=1),
+    Column("heartbeat", priority=2),
+    Column("claimed", priority=3),
+    Column("epoch", priority=4, justify="right"),
+)
+
+
 def list_claims(
     ctx: typer.Context,
     worker: Annotated[str | None, typer.Option("--worker", help="Only this worker's.")] = None,
     as_json: JsonFlag = False,
+    wide: WideFlag = False,
 ) -> None:
     """List the live leases: which worker holds which execution, until when."""
     settings = settings_of(ctx)
@@ -315,19 +319,13 @@ def list_claims(
         if not claims:
             console.print("no active claims" + (f" for worker {worker}" if worker else ""))
             return
-        table = Table(title="active claims", title_justify="left")
-        for name in ("execution", "worker", "epoch", "claimed", "heartbeat", "expires"):
-            table.add_column(name, no_wrap=name == "execution")
-        for claim in claims:
-            table.add_row(
-                claim.execution_id,
-                claim.worker_id,
-                str(claim.epoch),
-                format_age(claim.claimed_at, now),
-                format_age(claim.heartbeat_at, now),
-                format_age(claim.expires_at, now),
-            )
-        console.print(table)
+        rows = [
+            [claim.execution_id, claim.worker_id, format_age(claim.expires_at, now),
+             format_age(claim.heartbeat_at, now), format_age(claim.claimed_at, now),
+             str(claim.epoch)]
+            for claim in claims
+        ]
+        print_table(console, CLAIM_COLUMNS, rows, wide=wide, title="active claims")
         console.print(f"{len(claims)} active claim{'s' if len(claims) != 1 else ''}")
 
     run(settings, body())
