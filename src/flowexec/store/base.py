@@ -459,8 +459,20 @@ class SqlExecutionStore(EventLogFacade):
 
     # ------------------------------------------------------------ operations
 
-    async def purge_finished(self, before: datetime, *, limit: int = MAX_BATCH) -> int:
-        return await self._purge(check_datetime(before, "before"), check_limit(limit))
+    async def purge_finished(
+        self, before: datetime, *, limit: int = MAX_BATCH, statuses: Sequence[str] | None = None
+    ) -> int:
+        return await self._purge(
+            check_datetime(before, "before"), check_limit(limit),
+            checks.check_finished_statuses(statuses),
+        )
+
+    async def count_purgeable(
+        self, before: datetime, *, statuses: Sequence[str] | None = None
+    ) -> int:
+        return await self._count_purgeable(
+            check_datetime(before, "before"), checks.check_finished_statuses(statuses)
+        )
 
     async def get_stats(self) -> StoreStats:
         return stats_from_rows(*await self._stats_rows())

@@ -195,7 +195,10 @@ class SqlPrimitives(AsyncClosing):
     # ------------------------------------------------------------ operations
 
     @abstractmethod
-    async def _purge(self, before: datetime, limit: int) -> int: ...
+    async def _purge(self, before: datetime, limit: int, statuses: list[str]) -> int: ...
+
+    @abstractmethod
+    async def _count_purgeable(self, before: datetime, statuses: list[str]) -> int: ...
 
     @abstractmethod
     async def _stats_rows(self) -> tuple[list[Row], Row]:

@@ -300,8 +300,19 @@ class ExecutionStore(Protocol):
         """Return when new work may be runnable, or after `timeout_s` (the polling fallback)."""
         ...
 
-    async def purge_finished(self, before: datetime, *, limit: int = MAX_BATCH) -> int:
-        """Retention: delete up to `limit` whole trees finished before `before`; count of roots."""
+    async def purge_finished(
+        self, before: datetime, *, limit: int = MAX_BATCH, statuses: Sequence[str] | None = None
+    ) -> int:
+        """Retention: delete up to `limit` whole trees finished before `before`; count of roots.
+
+        `statuses` narrows it to roots that ended so (finished statuses only); a tree with
+        an unfinished execution is never removed."""
+        ...
+
+    async def count_purgeable(
+        self, before: datetime, *, statuses: Sequence[str] | None = None
+    ) -> int:
+        """How many roots `purge_finished` would remove now, all batches together."""
         ...
 
     async def get_stats(self) -> StoreStats: ...

@@ -445,8 +445,12 @@ class PostgresExecutionStore(SqlExecutionStore):
 
     # ------------------------------------------------------------ operations
 
-    async def _purge(self, before: datetime, limit: int) -> int:
-        return await self._count(Q.PURGE, {"before": before, "limit": limit})
+    async def _purge(self, before: datetime, limit: int, statuses: list[str]) -> int:
+        return await self._count(Q.PURGE, {"before": before, "limit": limit, "statuses": statuses})
+
+    async def _count_purgeable(self, before: datetime, statuses: list[str]) -> int:
+        row = await self._one(Q.PURGEABLE_COUNT, {"before": before, "statuses": statuses})
+        return 0 if row is None else int(row["n"])
 
     async def _stats_rows(self) -> tuple[list[Row], Row]:
         counts = await self._rows(Q.STATS_BY_STATUS)

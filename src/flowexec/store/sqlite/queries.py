@@ -489,14 +489,20 @@ EVENTS_PAGE_OF_TYPES = f"""
 
 # ------------------------------------------------------------------ operations
 
-PURGE_ROOTS = """
-    SELECT r.id FROM {p}executions r
+_PURGEABLE_ROOTS = """
+    FROM {p}executions r
     WHERE r.parent_execution_id IS NULL
-      AND r.status IN ('completed', 'failed', 'stopped') AND r.completed_at < :before
+      AND r.status IN (SELECT value FROM json_each(:statuses)) AND r.completed_at < :before
       AND NOT EXISTS (
           SELECT 1 FROM {p}executions d
           WHERE d.root_execution_id = r.id
             AND d.status NOT IN ('completed', 'failed', 'stopped'))
+"""
+"""Roots retention may remove: finished in one of `statuses` before `before`, whole tree done."""
+
+PURGEABLE_COUNT = "SELECT count(*) AS n" + _PURGEABLE_ROOTS
+
+PURGE_ROOTS = "SELECT r.id" + _PURGEABLE_ROOTS + """
     ORDER BY r.completed_at
     LIMIT :limit
 """

@@ -452,8 +452,8 @@ class SqliteExecutionStore(SqlExecutionStore):
 
     # ------------------------------------------------------------ operations
 
-    async def _purge(self, before: datetime, limit: int) -> int:
-        params = {"before": to_micros(before), "limit": limit}
+    async def _purge(self, before: datetime, limit: int, statuses: list[str]) -> int:
+        params = {"before": to_micros(before), "limit": limit, "statuses": json.dumps(statuses)}
 
         def body(conn: sqlite3.Connection, now: int) -> int:
             roots = [r["id"] for r in self._rows(conn, Q.PURGE_ROOTS, params)]
@@ -463,6 +463,11 @@ class SqliteExecutionStore(SqlExecutionStore):
             return len(roots)
 
         return await self._db.write(body)
+
+    async def _count_purgeable(self, before: datetime, statuses: list[str]) -> int:
+        params = {"before": to_micros(before), "statuses": json.dumps(statuses)}
+        rows = await self._db.read(lambda conn, now: self._rows(conn, Q.PURGEABLE_COUNT, params))
+        return int(rows[0]["n"])
 
     async def _stats_rows(self) -> tuple[list[Row], Row]:
         def body(conn: sqlite3.Connection, now: int) -> tuple[list[Row], Row]:
