@@ -41,6 +41,7 @@ from flowexec.runtime.control import RunControl
 from flowexec.runtime.events import FlowEvent, make_event
 from flowexec.runtime.lease import Lease
 from flowexec.runtime.logs import BoundLogger
+from flowexec.runtime.tracing import node_span, with_trace_context
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -202,7 +203,8 @@ class FlowContext:
         self._lease.record(EventType.NODE_STARTED, {"node_id": node_id})
         began = time.monotonic()
         try:
-            result = await self._call_with_timeout(node_id, fn, args, kwargs)
+            with node_span(self._execution, node_id):
+                result = await self._call_with_timeout(node_id, fn, args, kwargs)
         except asyncio.CancelledError:
             self.interrupted_node = node_id
             raise
@@ -289,7 +291,7 @@ class FlowContext:
             parent=self._execution,
             options=self._execution.options,
             integration=self._execution.integration,
-            external_events=[event.to_json()],
+            external_events=[with_trace_context(event.to_json())],
             id=child_execution_id(self.execution_id, *identity),
             max_depth=self._max_depth,
         )
