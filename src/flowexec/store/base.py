@@ -70,9 +70,10 @@ from flowexec.store.rows import (
     stats_from_rows,
     tree_node_from_row,
 )
+from flowexec.store.status_listing import StatusListingFacade
 
 
-class SqlExecutionStore(EventLogFacade):
+class SqlExecutionStore(EventLogFacade, StatusListingFacade):
     """The `ExecutionStore` contract over backend primitives."""
 
     # ------------------------------------------------------------ executions

@@ -130,6 +130,18 @@ class ExecutionStore(Protocol):
         """
         ...
 
+    async def get_roots_in_status(
+        self,
+        status: str,
+        limit: int = 50,
+        after: datetime | RootExecution | tuple[datetime, str] | None = None,
+        *,
+        flow_id: str | None = None,
+    ) -> list[RootExecution]:
+        """Roots in `status`, across flows or of `flow_id`, newest first, keyset-paginated on
+        (created_at, id) as `get_root_executions` is."""
+        ...
+
     async def get_child_executions(self, parent_id: str) -> list[Execution]: ...
 
     async def get_execution_tree(

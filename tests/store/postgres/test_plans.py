@@ -16,6 +16,7 @@ import psycopg
 import pytest
 
 from flowexec.store.postgres import queries as Q
+from flowexec.store.postgres.status_listing import ROOTS_IN_STATUS
 from flowexec.store.protocol import ExecutionStore
 
 FINISHED = 20_000
@@ -176,3 +177,13 @@ def test_root_listing_uses_the_roots_index(loaded: str, postgres_url: str) -> No
         assert any(name == f"{loaded}executions_tree" for _, _, name in nodes), (
             f"{kind} plan computes the page's aggregates without the tree index: {nodes}"
         )
+
+
+def test_roots_by_status_use_their_index(loaded: str, postgres_url: str) -> None:
+    found = plans(
+        postgres_url, loaded, ROOTS_IN_STATUS[(True, False)],
+        {"status": "failed", "limit": 50, "after_created": datetime.now(UTC), "after_id": ""},
+        {"status": "text", "limit": "integer", "after_created": "timestamptz",
+         "after_id": "text"},
+    )
+    assert_uses(found, loaded, "executions_roots_by_status")

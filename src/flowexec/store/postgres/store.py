@@ -50,8 +50,10 @@ from flowexec.store.postgres.connecting import (
 from flowexec.store.postgres.listener import WorkListener
 from flowexec.store.postgres.locks import MIGRATION_LOCK_ID, RecoveryLockSession, lock_namespace
 from flowexec.store.postgres.options import PostgresOptions
+from flowexec.store.postgres.status_listing import ROOTS_IN_STATUS
 from flowexec.store.recovery import as_columns, recovery_writes
 from flowexec.store.rows import Row
+from flowexec.store.status_listing import StatusPageQuery
 from flowexec.store.urls import redact
 
 log = logging.getLogger("flowexec.store.postgres")
@@ -276,6 +278,9 @@ class PostgresExecutionStore(SqlExecutionStore):
 
     async def _root_page(self, query: RootPageQuery) -> list[Row]:
         return await self._rows(Q.ROOT_PAGE[query.variant], query.params(_NATIVE))
+
+    async def _roots_in_status(self, query: StatusPageQuery) -> list[Row]:
+        return await self._rows(ROOTS_IN_STATUS[query.variant], query.params(_NATIVE))
 
     async def _children(self, parent_id: str) -> list[Row]:
         return await self._rows(Q.CHILDREN, {"id": parent_id})

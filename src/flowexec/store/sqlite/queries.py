@@ -181,6 +181,19 @@ RELEASE_CLAIM = """
 """
 
 
+ROOT_PAGE_AGGREGATES = """
+    , agg AS (
+        SELECT root_execution_id, max(execution_depth) AS levels, count(*) - 1 AS total_nested
+        FROM {p}executions WHERE root_execution_id IN (SELECT id FROM page)
+        GROUP BY root_execution_id
+    )
+    SELECT page.*, agg.levels, agg.total_nested
+    FROM page JOIN agg ON agg.root_execution_id = page.id
+    ORDER BY page.created_at DESC, page.id DESC
+"""
+"""The aggregates of a page of roots (`page`), in one grouped query."""
+
+
 def _root_page(where: str) -> str:
     """One page of roots, then the aggregates of the whole page in one grouped query."""
     return f"""
@@ -189,14 +202,8 @@ def _root_page(where: str) -> str:
         WHERE flow_id = :flow_id AND parent_execution_id IS NULL {where}
         ORDER BY created_at DESC, id DESC
         LIMIT :limit
-    ), agg AS (
-        SELECT root_execution_id, max(execution_depth) AS levels, count(*) - 1 AS total_nested
-        FROM {{p}}executions WHERE root_execution_id IN (SELECT id FROM page)
-        GROUP BY root_execution_id
     )
-    SELECT page.*, agg.levels, agg.total_nested
-    FROM page JOIN agg ON agg.root_execution_id = page.id
-    ORDER BY page.created_at DESC, page.id DESC
+    {ROOT_PAGE_AGGREGATES}
     """
 
 

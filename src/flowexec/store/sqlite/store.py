@@ -41,6 +41,8 @@ from flowexec.store.sqlite.connection import SqliteConnection
 from flowexec.store.sqlite.event_log import log_events
 from flowexec.store.sqlite.locks import RecoveryFileLocks
 from flowexec.store.sqlite.options import SqliteOptions
+from flowexec.store.sqlite.status_listing import ROOTS_IN_STATUS
+from flowexec.store.status_listing import StatusPageQuery
 from flowexec.store.urls import parse_sqlite_url
 
 log = logging.getLogger("flowexec.store.sqlite")
@@ -220,6 +222,9 @@ class SqliteExecutionStore(SqlExecutionStore):
 
     async def _root_page(self, query: RootPageQuery) -> list[Row]:
         return await self._read_rows(Q.ROOT_PAGE[query.variant], query.params(SQLITE_ENCODING))
+
+    async def _roots_in_status(self, query: StatusPageQuery) -> list[Row]:
+        return await self._read_rows(ROOTS_IN_STATUS[query.variant], query.params(SQLITE_ENCODING))
 
     async def _children(self, parent_id: str) -> list[Row]:
         return await self._read_rows(Q.CHILDREN, {"id": parent_id})
