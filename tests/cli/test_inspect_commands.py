@@ -267,3 +267,33 @@ async def test_stats_counts_by_status(cli: Cli, store: ExecutionStore) -> None:
     assert '"active_claims": 1' in human
     table = (await cli.ok("stats")).stdout
     assert "completed" in table and "recoveries (1h)" in table
+
+
+async def test_ls_by_status_across_flows_and_within_one(cli: Cli, store: ExecutionStore) -> None:
+    failed = []
+    for flow in (FLOW, OTHER_FLOW, FLOW):
+        root = await create_root(store, flow_id=flow)
+        await set_status(store, root.id, S.RUNNING)
+        await set_status(store, root.id, S.FAILED, error_message="boom")
+        failed.append(root)
+    await create_root(store, flow_id=FLOW)  # queued, not failed
+
+    every = await cli.json("ls", "--status", "failed")
+    assert [e["id"] for e in every["executions"]] == [r.id for r in reversed(failed)]
+    assert {e["flow_id"] for e in every["executions"]} == {FLOW, OTHER_FLOW}
+    first = await cli.json("ls", "--status", "failed", "--limit", "2")
+    rest = await cli.json("ls", "--status", "failed", "--after", first["next_cursor"])
+    assert [e["id"] for e in first["executions"] + rest["executions"]] == [
+        r.id for r in reversed(failed)
+    ]
+    of_flow = await cli.json("ls", FLOW, "--status", "failed")
+    assert [e["id"] for e in of_flow["executions"]] == [failed[2].id, failed[0].id]
+    human = (await cli.ok("ls", "--status", "failed")).stdout
+    assert "failed root executions" in human and OTHER_FLOW in human
+
+    assert_one_line_error(await cli("ls"), 2, "--status")
+    assert_one_line_error(
+        await cli("ls", FLOW, "--after", first["next_cursor"]), 2, "cursor for the listing"
+    )
+    bad = await cli("ls", "--status", "queued")
+    assert bad.exit_code == 2 and "queued" in bad.stderr

@@ -6,7 +6,8 @@ from __future__ import annotations
 from tests.cli.conftest import NARROW, Cli, assert_fits_whole
 from tests.conformance.helpers import claim, create_child, set_status, start_running
 
-from flowexec.cli.inspect_commands import CLAIM_COLUMNS, ROOT_COLUMNS
+from flowexec.cli.inspect_commands import CLAIM_COLUMNS
+from flowexec.cli.list_command import ROOT_COLUMNS
 from flowexec.cli.render import RECOVERY_COLUMNS
 from flowexec.model import ExecutionStatus
 from flowexec.store.protocol import ExecutionStore

@@ -41,7 +41,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "retry": ("flowexec.cli.maintenance_commands", "retry"),
     "delete": ("flowexec.cli.maintenance_commands", "delete"),
     "purge": ("flowexec.cli.maintenance_commands", "purge"),
-    "ls": ("flowexec.cli.inspect_commands", "list_roots"),
+    "ls": ("flowexec.cli.list_command", "list_roots"),
     "show": ("flowexec.cli.inspect_commands", "show_execution"),
     "tree": ("flowexec.cli.inspect_commands", "show_tree"),
     "events": ("flowexec.cli.events_command", "events"),

@@ -1,4 +1,4 @@
-"""Read-only commands for operators: ls, show, tree, claims, stats.
+"""Read-only commands for operators: show, tree, claims, stats (`ls` is list_command.py).
 
 They open the store without migrating it, so pointing one at the wrong database never
 creates tables there; an unmigrated database is reported as such.
@@ -15,7 +15,6 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from flowexec.cli.cursor import PageCursor
 from flowexec.cli.events_command import print_progress, read_progress
 from flowexec.cli.render import (
     STATUS_STYLES,
@@ -26,16 +25,14 @@ from flowexec.cli.render import (
     jsonable,
     print_json,
     print_recovery_table,
-    root_json,
     run_duration,
     status_text,
     stdout_console,
 )
 from flowexec.cli.session import JsonFlag, opened_store, run, settings_of, wants_json
-from flowexec.cli.tables import Cell, Column, WideFlag, print_table
+from flowexec.cli.tables import Column, WideFlag, print_table
 from flowexec.errors import ExecutionNotFound
 from flowexec.model import (
-    MAX_LIMIT,
     MAX_TREE_NODES,
     ClaimStatus,
     Execution,
@@ -43,69 +40,6 @@ from flowexec.model import (
     ExecutionStatus,
     ExecutionTreeNode,
     check_id,
-)
-
-
-def list_roots(
-    ctx: typer.Context,
-    flow_id: Annotated[str, typer.Argument(help="The flow whose root executions to list.")],
-    owner: Annotated[str | None, typer.Option("--owner", help="Only this owner's.")] = None,
-    limit: Annotated[
-        int, typer.Option("--limit", min=1, max=MAX_LIMIT - 1, help="Rows per page.")
-    ] = 20,
-    after: Annotated[
-        str | None, typer.Option("--after", help="The cursor a previous page printed.")
-    ] = None,
-    as_json: JsonFlag = False,
-    wide: WideFlag = False,
-) -> None:
-    """List a flow's root executions, newest first, one page at a time."""
-    settings = settings_of(ctx)
-
-    async def body() -> None:
-        check_id(flow_id, "flow_id")
-        position = None if after is None else PageCursor.decode(after, flow_id).as_position()
-        async with opened_store(settings) as store:
-            # One row more than the page tells whether a next page exists.
-            rows = await store.get_root_executions(flow_id, limit + 1, position, owner_id=owner)
-            now = await store.now()
-        page = rows[:limit]
-        next_cursor = PageCursor.after(page[-1]).encode() if len(rows) > limit else None
-        if wants_json(ctx, as_json):
-            print_json(
-                {"executions": [root_json(r, now) for r in page], "next_cursor": next_cursor}
-            )
-            return
-        console = stdout_console()
-        if not page:
-            more = "more " if position is not None else ""
-            console.print(f"no {more}root executions of flow {flow_id}")
-            return
-        cells: list[list[Cell]] = [
-            [r.execution.id, status_text(r.execution.status),
-             format_age(r.execution.created_at, now), r.execution.owner_id,
-             format_duration(run_duration(r.execution, now)), str(r.total_nested),
-             str(r.levels)]
-            for r in page
-        ]
-        print_table(console, ROOT_COLUMNS, cells, wide=wide,
-                    title=f"root executions of {flow_id}")
-        if next_cursor is None:
-            console.print(f"{len(page)} shown; no more pages")
-        else:
-            console.print(f"{len(page)} shown; next page: --after {next_cursor}", soft_wrap=True)
-
-    run(settings, body())
-
-
-ROOT_COLUMNS = (
-    Column("id"),
-    Column("status"),
-    Column("created", priority=1),
-    Column("owner", priority=2, folds=True),
-    Column("duration", priority=3, justify="right"),
-    Column("nested", priority=4, justify="right"),
-    Column("levels", priority=5, justify="right"),
 )
 
 SHOWN_CHILDREN = 100
