@@ -21,6 +21,7 @@ from flowexec.store.commands import (
     RecoveryRecordWrite,
     RetryWrite,
     RootPageQuery,
+    StatusPageQuery,
     StatusWrite,
 )
 from flowexec.store.limits import MAX_DEPTH_LIMIT
@@ -111,6 +112,10 @@ class SqlPrimitives(AsyncClosing):
     @abstractmethod
     async def _root_page(self, query: RootPageQuery) -> list[Row]:
         """Execution rows with `levels` and `total_nested`, newest first."""
+
+    @abstractmethod
+    async def _roots_in_status(self, query: StatusPageQuery) -> list[Row]:
+        """As `_root_page`, for roots in one status (store/status_listing.py)."""
 
     @abstractmethod
     async def _children(self, parent_id: str) -> list[Row]: ...

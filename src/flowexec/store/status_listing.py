@@ -7,39 +7,11 @@ Pages are newest first on (created_at, id), like `get_root_executions`, and serv
 
 from __future__ import annotations
 
-from abc import abstractmethod
-from dataclasses import dataclass
-from datetime import datetime
-
 from flowexec.model import RootExecution, check_id, check_limit, check_status
-from flowexec.store.commands import ParamEncoding, Params
+from flowexec.store.commands import StatusPageQuery
 from flowexec.store.cursors import PagePosition, page_cursor
 from flowexec.store.primitives import SqlPrimitives
-from flowexec.store.rows import Row, root_from_row
-
-
-@dataclass(frozen=True, slots=True)
-class StatusPageQuery:
-    """A checked `get_roots_in_status`: one page of roots in `status`."""
-
-    status: str
-    flow_id: str | None
-    limit: int
-    cursor: tuple[datetime, str] | None
-
-    @property
-    def variant(self) -> tuple[bool, bool]:
-        """Which `ROOTS_IN_STATUS` statement: (has cursor, has flow filter)."""
-        return self.cursor is not None, self.flow_id is not None
-
-    def params(self, encoding: ParamEncoding) -> Params:
-        return {
-            "status": self.status,
-            "flow_id": self.flow_id,
-            "limit": self.limit,
-            "after_created": None if self.cursor is None else encoding.time(self.cursor[0]),
-            "after_id": None if self.cursor is None else self.cursor[1],
-        }
+from flowexec.store.rows import root_from_row
 
 
 class StatusListingFacade(SqlPrimitives):
@@ -58,6 +30,3 @@ class StatusListingFacade(SqlPrimitives):
             cursor=page_cursor(after),
         )
         return [root_from_row(row) for row in await self._roots_in_status(query)]
-
-    @abstractmethod
-    async def _roots_in_status(self, query: StatusPageQuery) -> list[Row]: ...

@@ -187,3 +187,16 @@ def test_roots_by_status_use_their_index(loaded: str, postgres_url: str) -> None
          "after_id": "text"},
     )
     assert_uses(found, loaded, "executions_roots_by_status")
+
+
+def test_retention_walks_finished_roots_by_age(loaded: str, postgres_url: str) -> None:
+    """Whichever statuses it keeps, a purge reads finished roots by age, not by status."""
+    found = plans(
+        postgres_url, loaded, Q.PURGE,
+        {"before": datetime.now(UTC), "statuses": ["failed", "completed"], "limit": 100},
+        {"before": "timestamptz", "statuses": "text[]", "limit": "integer"},
+    )
+    for kind, nodes in found.items():  # (the delete's own join is another matter)
+        indexes = {name for _, _, name in nodes if name}
+        assert f"{loaded}executions_finished_roots" in indexes, (kind, nodes)
+        assert f"{loaded}executions_roots_by_status" not in indexes, (kind, nodes)

@@ -628,7 +628,8 @@ SUBSCRIBE_EVENTS = """
 _PURGEABLE_ROOTS = """
     FROM {p}executions r
     WHERE r.parent_execution_id IS NULL
-      AND r.status = ANY(%(statuses)s) AND r.completed_at < %(before)s
+      AND r.status IN ('completed', 'failed', 'stopped') AND r.completed_at < %(before)s
+      AND r.status = ANY(%(statuses)s)
       AND NOT EXISTS (
           SELECT 1 FROM {p}executions d
           WHERE d.root_execution_id = r.id

@@ -28,6 +28,7 @@ from flowexec.store.commands import (
     RecoveryRecordWrite,
     RetryWrite,
     RootPageQuery,
+    StatusPageQuery,
     StatusWrite,
     events_json,
     fence_params,
@@ -53,7 +54,6 @@ from flowexec.store.postgres.options import PostgresOptions
 from flowexec.store.postgres.status_listing import ROOTS_IN_STATUS
 from flowexec.store.recovery import as_columns, recovery_writes
 from flowexec.store.rows import Row
-from flowexec.store.status_listing import StatusPageQuery
 from flowexec.store.urls import redact
 
 log = logging.getLogger("flowexec.store.postgres")

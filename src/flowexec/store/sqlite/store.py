@@ -27,6 +27,7 @@ from flowexec.store.commands import (
     RecoveryRecordWrite,
     RetryWrite,
     RootPageQuery,
+    StatusPageQuery,
     StatusWrite,
     fence_params,
     statements_by_effect,
@@ -42,7 +43,6 @@ from flowexec.store.sqlite.event_log import log_events
 from flowexec.store.sqlite.locks import RecoveryFileLocks
 from flowexec.store.sqlite.options import SqliteOptions
 from flowexec.store.sqlite.status_listing import ROOTS_IN_STATUS
-from flowexec.store.status_listing import StatusPageQuery
 from flowexec.store.urls import parse_sqlite_url
 
 log = logging.getLogger("flowexec.store.sqlite")
