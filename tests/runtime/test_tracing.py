@@ -14,6 +14,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 
 from flowexec import App, ExecutionStatus, Fail, FlowContext
 from flowexec.model import TRACE_CONTEXT_KEY, new_execution
@@ -24,16 +25,40 @@ from .helpers import OWNER, running_worker, wait_for_status
 _EXPORTER = InMemorySpanExporter()
 
 
+class WhileTesting(Sampler):
+    """Records spans only during a test of this module: the SDK's provider can be set only
+    once per process, and the tests that run after these must see flowexec untraced."""
+
+    on = False
+
+    def should_sample(
+        self, parent_context: Any, trace_id: int, name: str, kind: Any = None,
+        attributes: Any = None, links: Any = None, trace_state: Any = None,
+    ) -> SamplingResult:
+        decision = Decision.RECORD_AND_SAMPLE if self.on else Decision.DROP
+        return SamplingResult(decision, attributes if self.on else None)
+
+    def get_description(self) -> str:
+        return "WhileTesting"
+
+
+_SAMPLER = WhileTesting()
+
+
 @pytest.fixture
 def spans() -> Iterator[InMemorySpanExporter]:
-    """The spans this test ends; the SDK's provider is set once per process (its rule)."""
+    """The spans this test ends."""
     if not isinstance(trace.get_tracer_provider(), TracerProvider):
-        provider = TracerProvider()
+        provider = TracerProvider(sampler=_SAMPLER)
         provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
         trace.set_tracer_provider(provider)
     _EXPORTER.clear()
-    yield _EXPORTER
-    _EXPORTER.clear()
+    _SAMPLER.on = True
+    try:
+        yield _EXPORTER
+    finally:
+        _SAMPLER.on = False
+        _EXPORTER.clear()
 
 
 def _one(finished: tuple[ReadableSpan, ...], name: str, **attributes: Any) -> ReadableSpan:
@@ -151,3 +176,23 @@ def test_without_the_extra_tracing_does_nothing() -> None:
                           timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "{'event_name': 'e', 'payload': None}"
+
+
+async def test_an_unrecorded_run_stores_no_trace_context(store: ExecutionStore) -> None:
+    """Outside the tests above nothing is sampled: children carry no traceparent."""
+    app = App()
+
+    @app.flow("order")
+    async def order(ctx: FlowContext) -> str:
+        return await ctx.emit("ship", None, flow_id="order-child")
+
+    @app.flow("order-child")
+    async def child_flow(ctx: FlowContext) -> None:
+        return None
+
+    client = await app.client(store)
+    async with running_worker(app, store):
+        parent_id = await client.create("order", owner_id=OWNER)
+        done = await client.wait(parent_id, timeout=10)
+    child = await client.get(str(done.result))
+    assert child.external_events == [{"event_name": "ship", "payload": None}]

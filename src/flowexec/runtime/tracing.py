@@ -96,9 +96,10 @@ def node_span(execution: Execution, node_id: str) -> Iterator[None]:
 
 
 def with_trace_context(event: Mapping[str, JSON]) -> dict[str, JSON]:
-    """`event`, carrying the current span's traceparent when there is a span to carry."""
+    """`event`, carrying the current span's traceparent when that span is recorded (a link to
+    a span no exporter saw would lead nowhere)."""
     carrier: dict[str, str] = {}
-    if propagate is not None:
+    if trace is not None and propagate is not None and trace.get_current_span().is_recording():
         propagate.inject(carrier)
     out: dict[str, JSON] = dict(event)
     if TRACE_CONTEXT_KEY in carrier:
