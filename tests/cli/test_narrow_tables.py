@@ -3,9 +3,16 @@ columns and wrap free text, but never cut an id or a header; `--wide` shows ever
 
 from __future__ import annotations
 
+import re
+
+import pytest
+import typer
 from tests.cli.conftest import NARROW, Cli, assert_fits_whole
 from tests.conformance.helpers import claim, create_child, set_status, start_running
+from typer.testing import CliRunner
 
+from flowexec.cli import app
+from flowexec.cli.app import COMMANDS
 from flowexec.cli.inspect_commands import CLAIM_COLUMNS
 from flowexec.cli.list_command import ROOT_COLUMNS
 from flowexec.cli.render import RECOVERY_COLUMNS
@@ -72,3 +79,20 @@ async def test_wide_shows_every_column(cli: Cli, store: ExecutionStore) -> None:
         dropped = [c.header for c in columns if c.header not in narrow_out]
         if args[0] != "claims":  # these two leave some columns out at 80
             assert dropped, (args, narrow_out)
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_help_at_80_columns_keeps_every_option_name_whole(name: str) -> None:
+    group = typer.main.get_command(app)
+    command = group.get_command(typer.Context(group), name)  # type: ignore[attr-defined]
+    result = CliRunner().invoke(app, [name, "--help"], env={**NARROW, "NO_COLOR": "1"})
+    assert result.exit_code == 0, result.output
+    assert "<bool>" not in result.output, result.output
+    for param in command.params:
+        for option in [*param.opts, *param.secondary_opts]:
+            if option.startswith("-"):
+                assert option in result.output, (name, option, result.output)
+    flags = [p for p in command.params if getattr(p, "is_flag", False)]
+    assert flags and all(
+        re.search(rf"{re.escape(p.opts[-1])}(\s|,|$| /)", result.output) for p in flags
+    )

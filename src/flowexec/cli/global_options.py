@@ -26,7 +26,8 @@ from flowexec.model import check_table_prefix
 from flowexec.store.urls import DEFAULT_URL
 
 DATABASE_URL_HELP = (
-    f"postgresql://… or sqlite:///path. Default: $FLOWEXEC_DATABASE_URL, else {DEFAULT_URL}."
+    "postgresql://user@host/db or sqlite:///path. Default: $FLOWEXEC_DATABASE_URL, "
+    f"else {DEFAULT_URL}."
 )
 TABLE_PREFIX_HELP = "Prefix of flowexec's tables, one per installation."
 JSON_HELP = "Machine-readable output for every command."
