@@ -41,17 +41,49 @@ class ExecutionExists(FlowexecError):
 
 
 class InvalidTransition(FlowexecError):
-    """A status change the lifecycle does not allow; nothing was changed."""
+    """A status change the lifecycle does not allow; nothing was changed.
+
+    The message names the status the execution is in and what was asked of it in a user's
+    words (`resumed`, `started`), never a status that does not exist; `required` is the one
+    status the request could have moved, when it had one.
+    """
 
     def __init__(
-        self, execution_id: str, current: ExecutionStatus, target: ExecutionStatus
+        self,
+        execution_id: str,
+        current: ExecutionStatus,
+        target: ExecutionStatus,
+        *,
+        action: str | None = None,
+        required: ExecutionStatus | None = None,
     ) -> None:
+        asked = action or _asked_action(target, required)
+        final = ", which is final" if current.is_terminal else ""
+        only = "" if required is None else f" (only a {required.value} execution can be)"
         super().__init__(
-            f"execution {execution_id!r} cannot go from {current.value!r} to {target.value!r}"
+            f"execution {execution_id!r} is {current.value}{final}: it cannot be {asked}{only}"
         )
         self.execution_id = execution_id
         self.current = current
         self.target = target
+        self.required = required
+
+
+_ACTIONS_BY_TARGET = {
+    "running": "run",
+    "paused": "paused",
+    "created": "queued again",
+    "completed": "completed",
+    "failed": "marked failed",
+    "stopped": "stopped",
+}
+"""What a status write to each status asks, in the words of the command that asks it."""
+
+
+def _asked_action(target: ExecutionStatus, required: ExecutionStatus | None) -> str:
+    if target.value == "running" and required is not None and required.value == "paused":
+        return "resumed"
+    return _ACTIONS_BY_TARGET[target.value]
 
 
 class ClaimLost(FlowexecError):

@@ -100,3 +100,18 @@ def assert_one_line_error(
     for fragment in fragments:
         assert fragment in lines[0], (fragment, lines[0])
     return lines[0]
+
+
+NARROW = {"COLUMNS": "80"}
+"""A terminal of 80 columns (what rich assumes when piped, too)."""
+
+
+def assert_fits_whole(output: str, *whole: str, width: int = 80) -> None:
+    """Output for a terminal of `width` columns: no line wider, nothing shortened with an
+    ellipsis, and each of `whole` (ids, headers) printed in one piece on some line."""
+    lines = output.splitlines()
+    too_wide = [line for line in lines if len(line.rstrip()) > width]
+    assert not too_wide, too_wide
+    assert "…" not in output, output
+    for text in whole:
+        assert any(text in line for line in lines), (text, output)

@@ -77,3 +77,17 @@ def test_demo_keep_leaves_the_database_it_names() -> None:
         assert len(json.loads(listed.stdout)["executions"]) == demo.ORDERS
     finally:
         shutil.rmtree(directory)
+
+
+def test_json_demo_prints_one_json_object_and_no_narration() -> None:
+    before = demo_dirs()
+    result = CliRunner().invoke(app, ["--json", "demo"], env={"FLOWEXEC_DATABASE_URL": None})
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    outcome = json.loads(result.stdout)  # the whole of stdout: no progress bar, no tree
+    total = demo.expected_executions()
+    assert (outcome["total"], outcome["completed"]) == (total, total)
+    assert len(outcome["order_roots"]) == demo.ORDERS
+    assert outcome["flaky_root"] in outcome["order_roots"]
+    assert {r["previous_worker_id"] for r in outcome["recoveries"]} == {demo.DOOMED_WORKER}
+    assert outcome["database_url"] is None and outcome["kept_directory"] is None
+    assert demo_dirs() == before

@@ -21,15 +21,21 @@ from flowexec.cli.inspect_commands import SHOWN_CHILDREN
 from flowexec.model import ExecutionStatus
 from flowexec.store.migrations import load_migrations
 from flowexec.store.protocol import ExecutionStore
+from flowexec.store.urls import scheme_of
 
 S = ExecutionStatus
 BASE = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 
 
-async def test_migrate_applies_once_then_reports_up_to_date(cli: Cli, backend: str) -> None:
+def migration_names(url: str) -> list[str]:
+    """What a fresh `migrate` applies: every migration of the URL's backend, in order."""
+    return [m.name for m in load_migrations(f"flowexec.store.{scheme_of(url)}", "x_")]
+
+
+async def test_migrate_applies_once_then_reports_up_to_date(cli: Cli) -> None:
     fresh = Cli(cli.url, cli.prefix + "m_")  # under the test prefix, so dropped afterwards
     first = await fresh.json("migrate")
-    assert first["applied"] == [m.name for m in load_migrations(f"flowexec.store.{backend}", "x_")]
+    assert first["applied"] == migration_names(cli.url)
     assert first["table_prefix"] == fresh.prefix
     again = await fresh.ok("migrate")
     assert "up to date; nothing applied" in again.stdout
@@ -147,6 +153,18 @@ async def test_show_without_claim_or_history(cli: Cli, store: ExecutionStore) ->
     assert "claim: none" in human and "recovery history: none" in human
 
 
+async def test_show_of_a_finished_execution_has_no_lease_or_queue_times_ahead(
+    cli: Cli, store: ExecutionStore
+) -> None:
+    execution, lease = await start_running(store)
+    assert await set_status(store, execution.id, S.COMPLETED, lease, result={"ok": True})
+    human = (await cli.ok("show", execution.id)).stdout
+    claim_line = next(line for line in human.splitlines() if line.startswith("claim:"))
+    assert claim_line.startswith(f"claim: released, last held by {lease.worker_id}"), claim_line
+    assert "expires" not in claim_line and " in " not in claim_line, claim_line
+    assert re.search(r"available_at\s+-\s*$", human, re.MULTILINE), human
+
+
 async def test_show_lists_a_bounded_number_of_children(cli: Cli, store: ExecutionStore) -> None:
     parent = await create_root(store)
     children = [await create_child(store, parent) for _ in range(SHOWN_CHILDREN + 1)]
@@ -200,6 +218,17 @@ async def test_tree_nests_children_with_status_and_duration(
     assert truncated["truncated"] is True
 
 
+async def test_tree_orders_children_as_they_were_emitted(cli: Cli, store: ExecutionStore) -> None:
+    root = await create_root(store)
+    # Ids that sort the other way round from the emitting order.
+    emitted = [await create_child(store, root, id=f"EX-child-{name}") for name in "zma"]
+    tree = await cli.json("tree", root.id)
+    assert [c["id"] for c in tree["tree"]["children"]] == [c.id for c in emitted]
+    lines = (await cli.ok("tree", root.id)).stdout.splitlines()
+    positions = [next(i for i, x in enumerate(lines) if c.id in x) for c in emitted]
+    assert positions == sorted(positions)
+
+
 async def test_claims_lists_live_leases_per_worker(cli: Cli, store: ExecutionStore) -> None:
     first, _ = await start_running(store, worker_id="w-one")
     second = await create_root(store)
@@ -227,7 +256,9 @@ async def test_stats_counts_by_status(cli: Cli, store: ExecutionStore) -> None:
     await store.record_recovery(done.id, "sweeper", "expired_claim", "running", "gone")
 
     stats = await cli.json("stats")
-    assert stats["counts_by_status"] == {"running": 1, "created": 1, "completed": 1}
+    assert stats["counts_by_status"] == {
+        "created": 1, "running": 1, "paused": 0, "completed": 1, "failed": 0, "stopped": 0
+    }
     assert stats["total"] == 3 and stats["active_claims"] == 1
     assert stats["recoveries_last_hour"] == 1
     assert stats["oldest_queued_age_s"] >= 0
@@ -236,3 +267,33 @@ async def test_stats_counts_by_status(cli: Cli, store: ExecutionStore) -> None:
     assert '"active_claims": 1' in human
     table = (await cli.ok("stats")).stdout
     assert "completed" in table and "recoveries (1h)" in table
+
+
+async def test_ls_by_status_across_flows_and_within_one(cli: Cli, store: ExecutionStore) -> None:
+    failed = []
+    for flow in (FLOW, OTHER_FLOW, FLOW):
+        root = await create_root(store, flow_id=flow)
+        await set_status(store, root.id, S.RUNNING)
+        await set_status(store, root.id, S.FAILED, error_message="boom")
+        failed.append(root)
+    await create_root(store, flow_id=FLOW)  # queued, not failed
+
+    every = await cli.json("ls", "--status", "failed")
+    assert [e["id"] for e in every["executions"]] == [r.id for r in reversed(failed)]
+    assert {e["flow_id"] for e in every["executions"]} == {FLOW, OTHER_FLOW}
+    first = await cli.json("ls", "--status", "failed", "--limit", "2")
+    rest = await cli.json("ls", "--status", "failed", "--after", first["next_cursor"])
+    assert [e["id"] for e in first["executions"] + rest["executions"]] == [
+        r.id for r in reversed(failed)
+    ]
+    of_flow = await cli.json("ls", FLOW, "--status", "failed")
+    assert [e["id"] for e in of_flow["executions"]] == [failed[2].id, failed[0].id]
+    human = (await cli.ok("ls", "--status", "failed")).stdout
+    assert "failed root executions" in human and OTHER_FLOW in human
+
+    assert_one_line_error(await cli("ls"), 2, "--status")
+    assert_one_line_error(
+        await cli("ls", FLOW, "--after", first["next_cursor"]), 2, "cursor for the listing"
+    )
+    bad = await cli("ls", "--status", "queued")
+    assert bad.exit_code == 2 and "queued" in bad.stderr

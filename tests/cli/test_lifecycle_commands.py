@@ -147,11 +147,20 @@ async def test_pause_resume_and_stop_reach_a_running_worker(
 
 async def test_illegal_transitions_are_one_line_errors(cli: Cli, store: ExecutionStore) -> None:
     running, _ = await start_running(store)
-    assert_one_line_error(await cli("resume", running.id), 1, "cannot go from 'running'")
-    assert_one_line_error(await cli("start", running.id), 1, "cannot go from 'running'")
+    assert_one_line_error(
+        await cli("resume", running.id), 1,
+        "is running: it cannot be resumed (only a paused execution can be)",
+    )
+    assert_one_line_error(
+        await cli("start", running.id), 1,
+        "is running: it cannot be started (only a created execution can be)",
+    )
     await cli.ok("stop", running.id)
-    assert_one_line_error(await cli("stop", running.id), 1, "cannot go from 'stopped'")
-    assert_one_line_error(await cli("pause", running.id), 1, "cannot go from 'stopped'")
+    assert_one_line_error(
+        await cli("start", running.id), 1, "is stopped, which is final: it cannot be started"
+    )
+    assert_one_line_error(await cli("stop", running.id), 1, "is stopped, which is final")
+    assert_one_line_error(await cli("pause", running.id), 1, "it cannot be paused")
 
 
 @pytest.mark.parametrize("command", ["start", "stop", "pause", "resume", "show", "tree"])

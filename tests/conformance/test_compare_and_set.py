@@ -25,7 +25,7 @@ async def running_execution(store: ExecutionStore) -> str:
 async def test_resume_applies_only_to_a_paused_execution(store: ExecutionStore) -> None:
     execution_id = await running_execution(store)
     resume = UpdateExecutionStatusParams(execution_id, S.RUNNING, expected_status=S.PAUSED)
-    with pytest.raises(InvalidTransition, match="'running'"):
+    with pytest.raises(InvalidTransition, match="is running: it cannot be resumed"):
         await store.update_execution_status(resume)
 
     await store.update_execution_status(

@@ -262,3 +262,24 @@ async def test_expected_status_is_compare_and_set(store: ExecutionStore) -> None
 
 async def test_expected_status_of_unknown_execution_is_false(store: ExecutionStore) -> None:
     assert await set_status(store, "EX-unknown", S.RUNNING, expected_status=S.PAUSED) is False
+
+
+async def test_refusals_say_what_was_asked_in_user_words(store: ExecutionStore) -> None:
+    """Resume of a running execution and start of a stopped one name the real status and the
+    request, never a status that does not exist (such as 'started')."""
+    execution, _ = await start_running(store)
+    with pytest.raises(InvalidTransition) as resumed:
+        await set_status(store, execution.id, S.RUNNING, expected_status=S.PAUSED)
+    assert str(resumed.value) == (
+        f"execution {execution.id!r} is running: it cannot be resumed "
+        "(only a paused execution can be)"
+    )
+    assert resumed.value.required is S.PAUSED
+    assert await set_status(store, execution.id, S.STOPPED)
+    with pytest.raises(InvalidTransition) as started:
+        await store.start_execution(execution.id)
+    assert str(started.value) == (
+        f"execution {execution.id!r} is stopped, which is final: it cannot be started "
+        "(only a created execution can be)"
+    )
+    assert "'started'" not in str(started.value)

@@ -485,6 +485,16 @@ async def test_operations_arguments_are_validated(store: ExecutionStore) -> None
             BAD_LIMITS,
             lambda v: lambda s, w: s.purge_finished(datetime(2999, 1, 1, tzinfo=UTC), limit=v),
         ),
+        *each(
+            "purge statuses",
+            ["failed", [], ["running"], ["failed", "queued"], [None]],
+            lambda v: lambda s, w: s.purge_finished(datetime(2999, 1, 1, tzinfo=UTC), statuses=v),
+        ),
+        *each(
+            "purgeable statuses",
+            [["created"], "stopped"],
+            lambda v: lambda s, w: s.count_purgeable(datetime(2999, 1, 1, tzinfo=UTC), statuses=v),
+        ),
     ]
     await check_rejected(store, world, cases)
     # The lock calls above took nothing: another caller can still take each lock.

@@ -49,6 +49,11 @@ BAD_ARGUMENTS: dict[str, list[list[str]]] = {
     "stop": [[NOT_UTF8], [" padded "], ["id", "--reason", "r\x00"]],
     "pause": [[NOT_UTF8], [""]],
     "resume": [[NOT_UTF8], ["\ud800"]],
+    "retry": [[NOT_UTF8], ["a\x00b"], ["id", "--bogus"]],
+    "delete": [[NOT_UTF8], [" padded "], ["EX-none", "--force"]],
+    "purge": [[], ["--older-than", "soon"], ["--older-than", "7d", "--status", "queued"],
+              ["--older-than", "7d", "--status", NOT_UTF8], ["--older-than", "99999999999w"],
+              ["--older-than", "1d", "--batch-size", "0"]],
     "ls": [[NOT_UTF8], ["flow", "--limit", "0"], ["flow", "--after", NOT_UTF8],
            ["flow", "--after", "not-a-cursor"], ["flow", "--owner", NOT_UTF8]],
     "show": [[NOT_UTF8], ["a\nb"]],
@@ -73,6 +78,8 @@ GLOBAL_MISTAKES: list[list[str]] = [
     ["--database-url", "host=x password=y", "stats"],
     ["--database-url", f"sqlite:///{'n' * 5000}.db", "migrate"],
     ["--database-url", "sqlite:///:memory:", "bogus-command"],
+    ["stats", "--table-prefix", "Bad Prefix"],
+    ["stats", "--log-level", "loud"],
 ]
 
 

@@ -117,3 +117,20 @@ async def test_every_log_line_of_a_run_names_execution_flow_and_worker(
             assert record.__dict__["flow_id"] == "chatty", record.getMessage()
     worker_lines = [r for r in caplog.records if r.name == "flowexec.worker"]
     assert worker_lines and all(r.__dict__["worker_id"] == "worker-logs" for r in worker_lines)
+
+
+async def test_integration_is_an_empty_dict_when_the_execution_has_none(
+    store: ExecutionStore,
+) -> None:
+    app = App()
+
+    @app.flow("plain")
+    async def plain_flow(ctx: FlowContext) -> dict[str, Any]:
+        return {"region": ctx.integration.get("region", "default"), "all": ctx.integration}
+
+    client = await app.client(store)
+    async with running_worker(app, store):
+        execution_id = await client.create("plain", owner_id=OWNER)
+        done = await client.wait(execution_id, timeout=10)
+    assert done.status is ExecutionStatus.COMPLETED, done.error_message
+    assert done.result == {"region": "default", "all": {}}

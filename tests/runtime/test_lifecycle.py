@@ -192,15 +192,15 @@ async def test_illegal_commands_raise_and_change_nothing(store: ExecutionStore) 
         queued_id = await client.create("quick", owner_id=OWNER, start=False)
 
         before = {i: await client.get(i) for i in (completed_id, running_id, queued_id)}
-        with pytest.raises(InvalidTransition, match="'running' to 'running'"):
+        with pytest.raises(InvalidTransition, match="is running: it cannot be resumed"):
             await client.resume(running_id)
-        with pytest.raises(InvalidTransition, match="'completed' to 'stopped'"):
+        with pytest.raises(InvalidTransition, match="is completed, which is final"):
             await client.stop(completed_id)
         with pytest.raises(InvalidTransition):
             await client.pause(completed_id)
         with pytest.raises(InvalidTransition):
             await client.resume(completed_id)
-        with pytest.raises(InvalidTransition, match="'created' to 'paused'"):
+        with pytest.raises(InvalidTransition, match="is created: it cannot be paused"):
             await client.pause(queued_id)
         with pytest.raises(InvalidTransition):
             await client.resume(queued_id)

@@ -7,6 +7,7 @@ import json
 import logging
 import random
 import re
+import sys
 
 from flowexec.model import ExecutionStatus
 from flowexec.policy import Backoff
@@ -101,3 +102,18 @@ def test_log_formats_carry_the_bound_ids() -> None:
     assert {k: entry[k] for k in ("message", "worker_id", "execution_id", "flow_id")} == {
         "message": "hello there", "worker_id": "w1", "execution_id": "EX1", "flow_id": "f"
     }
+
+
+def test_a_record_is_one_line_whatever_its_message_and_traceback() -> None:
+    try:
+        raise ValueError("bad\nvalue")
+    except ValueError:
+        record = logging.LogRecord(
+            "flowexec.test-parts", logging.ERROR, __file__, 1, "two\nlines", None,
+            sys.exc_info(),
+        )
+    line = KeyValueFormatter().format(record)
+    assert "\n" not in line and "two\\nlines" in line
+    assert 'exception="Traceback' in line and "ValueError: bad" in line
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["message"] == "two\nlines" and "ValueError" in entry["exception"]

@@ -13,11 +13,20 @@ import typer
 from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
-from flowexec.cli.logs import configure_cli_logging
-from flowexec.cli.session import EXIT_BAD_INPUT, EXIT_FAILED, Settings, fail, one_line
-from flowexec.errors import ValidationError
-from flowexec.model import DEFAULT_TABLE_PREFIX, check_table_prefix
-from flowexec.store.urls import DEFAULT_URL, redact
+from flowexec.cli.global_options import (
+    DATABASE_URL_HELP,
+    DEBUG_HELP,
+    JSON_HELP,
+    LOG_JSON_HELP,
+    LOG_LEVEL_HELP,
+    TABLE_PREFIX_HELP,
+    accept_global_options,
+    checked_settings,
+)
+from flowexec.cli.logs import LogLevel, configure_cli_logging
+from flowexec.cli.session import EXIT_FAILED, Settings, fail, one_line
+from flowexec.model import DEFAULT_TABLE_PREFIX
+from flowexec.store.urls import redact
 from flowexec.version import __version__
 
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -29,7 +38,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "stop": ("flowexec.cli.lifecycle_commands", "stop"),
     "pause": ("flowexec.cli.lifecycle_commands", "pause"),
     "resume": ("flowexec.cli.lifecycle_commands", "resume"),
-    "ls": ("flowexec.cli.inspect_commands", "list_roots"),
+    "retry": ("flowexec.cli.maintenance_commands", "retry"),
+    "delete": ("flowexec.cli.maintenance_commands", "delete"),
+    "purge": ("flowexec.cli.maintenance_commands", "purge"),
+    "ls": ("flowexec.cli.list_command", "list_roots"),
     "show": ("flowexec.cli.inspect_commands", "show_execution"),
     "tree": ("flowexec.cli.inspect_commands", "show_tree"),
     "events": ("flowexec.cli.events_command", "events"),
@@ -78,8 +90,8 @@ class LazyCommands(TyperGroup):
         target = getattr(module, function_name)
         if isinstance(target, typer.Typer):  # a group of subcommands
             return typer.main.get_group(target)
-        single = typer.Typer(add_completion=False)
-        single.command(cmd_name)(target)
+        single = typer.Typer(add_completion=False, rich_markup_mode=None)
+        single.command(cmd_name)(accept_global_options(target))
         return typer.main.get_command(single)
 
 EPILOG = (
@@ -95,6 +107,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -110,27 +123,20 @@ def main_options(
     ctx: typer.Context,
     database_url: Annotated[
         str | None,
-        typer.Option(
-            "--database-url",
-            help="postgresql://… or sqlite:///path. Default: $FLOWEXEC_DATABASE_URL, "
-            f"else {DEFAULT_URL}.",
-            show_default=False,
-        ),
+        typer.Option("--database-url", help=DATABASE_URL_HELP, show_default=False),
     ] = None,
     table_prefix: Annotated[
         str,
-        typer.Option(
-            "--table-prefix",
-            envvar="FLOWEXEC_TABLE_PREFIX",
-            help="Prefix of flowexec's tables, one per installation.",
-        ),
+        typer.Option("--table-prefix", envvar="FLOWEXEC_TABLE_PREFIX", help=TABLE_PREFIX_HELP),
     ] = DEFAULT_TABLE_PREFIX,
-    json_output: Annotated[
-        bool, typer.Option("--json", help="Machine-readable output for every command.")
-    ] = False,
-    debug: Annotated[
-        bool, typer.Option("--debug", help="Debug logs, and tracebacks instead of one-line errors.")
-    ] = False,
+    json_output: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+    debug: Annotated[bool, typer.Option("--debug", help=DEBUG_HELP)] = False,
+    log_json: Annotated[bool, typer.Option("--log-json", help=LOG_JSON_HELP)] = False,
+    log_level: Annotated[
+        LogLevel | None,
+        typer.Option("--log-level", case_sensitive=False, help=LOG_LEVEL_HELP,
+                     show_default=False),
+    ] = None,
     version: Annotated[
         bool,
         typer.Option(
@@ -138,18 +144,21 @@ def main_options(
         ),
     ] = False,
 ) -> None:
-    """Run flows durably, and look inside the executions they leave."""
-    configure_cli_logging(ctx, debug)
-    try:
-        check_table_prefix(table_prefix)
-    except ValidationError as exc:
-        fail(f"--table-prefix: {exc}", EXIT_BAD_INPUT)
-    ctx.obj = Settings(
-        database_url=database_url,
-        table_prefix=table_prefix,
-        json_output=json_output,
-        debug=debug,
+    """Run flows durably, and look inside the executions they leave.
+
+    Every option here is accepted after the command too: `flowexec ls f --database-url …`.
+    """
+    ctx.obj = checked_settings(
+        Settings(
+            database_url=database_url,
+            table_prefix=table_prefix,
+            json_output=json_output,
+            debug=debug,
+            log_json=log_json,
+            log_level=None if log_level is None else log_level.value,
+        ),
     )
+    configure_cli_logging(ctx, ctx.obj)
 
 
 def main() -> None:

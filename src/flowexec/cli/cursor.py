@@ -1,8 +1,9 @@
 """The `ls` page cursor: an opaque string for the position (created_at, id) of a page's last row.
 
 Paging on the pair, not on the timestamp alone, is what keeps pages free of gaps and
-duplicates when several roots share a `created_at`. The flow id travels along so that a
-cursor handed to another flow is refused instead of silently skipping rows.
+duplicates when several roots share a `created_at`. The listing's scope travels along (the
+flow id, or `status=failed` / `status=failed,flow=checkout` for `ls --status`), so that a cursor
+handed to another listing is refused instead of silently skipping rows.
 """
 
 from __future__ import annotations
@@ -36,9 +37,10 @@ class PageCursor:
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
     @classmethod
-    def after(cls, root: RootExecution) -> PageCursor:
+    def after(cls, root: RootExecution, scope: str | None = None) -> PageCursor:
+        """The position after `root`, in the listing `scope` (default: its flow's)."""
         execution = root.execution
-        return cls(execution.flow_id, execution.created_at, execution.id)
+        return cls(scope or execution.flow_id, execution.created_at, execution.id)
 
     @classmethod
     def decode(cls, text: str, flow_id: str) -> PageCursor:
@@ -49,8 +51,10 @@ class PageCursor:
             payload = json.loads(raw)
             if not isinstance(payload, dict) or payload.get("v") != _VERSION:
                 raise bad
+            if not isinstance(payload["f"], str):
+                raise bad
             cursor = cls(
-                check_id(payload["f"], "flow_id"),
+                payload["f"],
                 datetime.fromisoformat(payload["t"]),
                 check_id(payload["i"], "id"),
             )
@@ -61,6 +65,8 @@ class PageCursor:
         if cursor.flow_id != flow_id:
             raise UsageError(
                 f"--after is a cursor for flow {cursor.flow_id!r}, not for {flow_id!r}"
+                if "=" not in cursor.flow_id + flow_id
+                else f"--after is a cursor for the listing {cursor.flow_id!r}, not {flow_id!r}"
             )
         return cursor
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -26,8 +26,8 @@ from rich.progress import (
 from flowexec import demo
 from flowexec.cli.inspect_commands import rich_tree
 from flowexec.cli.logs import quiet_runtime_logs
-from flowexec.cli.render import recovery_table, stdout_console
-from flowexec.cli.session import Settings, opened_store, run, settings_of
+from flowexec.cli.render import jsonable, print_json, print_recovery_table, stdout_console
+from flowexec.cli.session import JsonFlag, Settings, opened_store, run, settings_of, wants_json
 from flowexec.store.protocol import ExecutionStore
 from flowexec.store.urls import redact
 
@@ -37,39 +37,71 @@ def run_demo_command(
     keep: Annotated[
         bool, typer.Option("--keep", help="Keep the temporary database and print its path.")
     ] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Run an example app: nested executions, a retry, a worker killed and recovered.
 
     Throwaway SQLite unless --database-url is given; FLOWEXEC_DATABASE_URL is not read.
+    With --json, no narration: one JSON object with what the demo did and left.
     """
     # Not reading the variable keeps demo executions out of a configured production database.
     settings = settings_of(ctx)
+    json_output = wants_json(ctx, as_json)
     if not settings.debug:
         quiet_runtime_logs(ctx)
     workdir = Path(tempfile.mkdtemp(prefix="flowexec-demo-"))
     throwaway = settings.database_url is None
     url = f"sqlite:///{workdir / 'demo.db'}" if throwaway else settings.url
-    console = stdout_console()
+    console = None if json_output else stdout_console()
     try:
-        run(settings, play(settings, url, workdir, console))
+        outcome = run(settings, play(settings, url, workdir, console))
     finally:
-        if keep:
+        if not keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+        if console is not None and keep:
             console.print(f"kept the demo's directory {workdir}", soft_wrap=True)
             if throwaway:
                 console.print(
                     f"look inside: flowexec --database-url {url} ls {demo.ORDER_FLOW}",
                     soft_wrap=True,
                 )
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-            if throwaway:
-                console.print(f"removed the throwaway database in {workdir}", soft_wrap=True)
+        elif console is not None and throwaway:
+            console.print(f"removed the throwaway database in {workdir}", soft_wrap=True)
+    if json_output:
+        print_json(outcome_json(outcome, url=None if throwaway and not keep else redact(url),
+                                kept_directory=str(workdir) if keep else None))
 
 
-async def play(settings: Settings, url: str, workdir: Path, console: Console) -> None:
+def outcome_json(
+    outcome: demo.DemoOutcome, *, url: str | None, kept_directory: str | None
+) -> dict[str, Any]:
+    """What the demo did, and where it is still to be seen (`database_url` null: removed)."""
+    return {
+        "total": outcome.total,
+        "completed": outcome.completed,
+        "order_roots": outcome.order_roots,
+        "report_roots": outcome.report_roots,
+        "flaky_root": outcome.flaky_root,
+        "retried": outcome.retried,
+        "recoveries": jsonable(outcome.recoveries),
+        "elapsed_s": round(outcome.elapsed_s, 3),
+        "database_url": url,
+        "kept_directory": kept_directory,
+    }
+
+
+async def play(
+    settings: Settings, url: str, workdir: Path, console: Console | None
+) -> demo.DemoOutcome:
+    """The scenario, narrated on `console` (None: silently)."""
     scoped = Settings(url, settings.table_prefix, settings.json_output, settings.debug)
     async with opened_store(scoped, create=True) as store:
         applied = await store.migrate()
+        if console is None:
+            return await demo.run_demo(
+                store, database_url=url, table_prefix=settings.table_prefix,
+                log_path=workdir / "doomed-worker.log",
+            )
         shown = redact(url)
         where = "a throwaway SQLite database" if settings.database_url is None else shown
         console.print(
@@ -113,6 +145,7 @@ async def play(settings: Settings, url: str, workdir: Path, console: Console) ->
             f"(table prefix {settings.table_prefix}); e.g. flowexec tree {outcome.flaky_root}",
             soft_wrap=True,
         )
+    return outcome
 
 
 async def print_results(
@@ -126,7 +159,7 @@ async def print_results(
     console.print(f"[bold]a report whose worker was killed, finished by {demo.RESCUER}[/]")
     console.print(rich_tree(await store.get_execution_tree(outcome.report_roots[0]), now))
     console.print()
-    console.print(recovery_table(outcome.recoveries, compact=True))
+    print_recovery_table(console, outcome.recoveries)
     console.print(summary_line(outcome), soft_wrap=True)
 
 

@@ -1,4 +1,4 @@
-"""Read-only commands for operators: ls, show, tree, claims, stats.
+"""Read-only commands for operators: show, tree, claims, stats (`ls` is list_command.py).
 
 They open the store without migrating it, so pointing one at the wrong database never
 creates tables there; an unmigrated database is reported as such.
@@ -7,15 +7,14 @@ creates tables there; an unmigrated database is reported as such.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Annotated, Any
 
 import typer
-from rich import box
 from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from flowexec.cli.cursor import PageCursor
 from flowexec.cli.events_command import print_progress, read_progress
 from flowexec.cli.render import (
     STATUS_STYLES,
@@ -25,87 +24,24 @@ from flowexec.cli.render import (
     format_duration,
     jsonable,
     print_json,
-    recovery_table,
-    root_json,
+    print_recovery_table,
     run_duration,
     status_text,
     stdout_console,
 )
 from flowexec.cli.session import JsonFlag, opened_store, run, settings_of, wants_json
+from flowexec.cli.tables import Column, WideFlag, print_table
 from flowexec.cli.workers_command import unserved_lines
 from flowexec.errors import ExecutionNotFound
-from flowexec.model import MAX_LIMIT, MAX_TREE_NODES, Execution, ExecutionTreeNode, check_id
-
-
-def list_roots(
-    ctx: typer.Context,
-    flow_id: Annotated[str, typer.Argument(help="The flow whose root executions to list.")],
-    owner: Annotated[str | None, typer.Option("--owner", help="Only this owner's.")] = None,
-    limit: Annotated[
-        int, typer.Option("--limit", min=1, max=MAX_LIMIT - 1, help="Rows per page.")
-    ] = 20,
-    after: Annotated[
-        str | None, typer.Option("--after", help="The cursor a previous page printed.")
-    ] = None,
-    as_json: JsonFlag = False,
-) -> None:
-    """List a flow's root executions, newest first, one page at a time."""
-    settings = settings_of(ctx)
-
-    async def body() -> None:
-        check_id(flow_id, "flow_id")
-        position = None if after is None else PageCursor.decode(after, flow_id).as_position()
-        async with opened_store(settings) as store:
-            # One row more than the page tells whether a next page exists.
-            rows = await store.get_root_executions(flow_id, limit + 1, position, owner_id=owner)
-            now = await store.now()
-        page = rows[:limit]
-        next_cursor = PageCursor.after(page[-1]).encode() if len(rows) > limit else None
-        if wants_json(ctx, as_json):
-            print_json(
-                {"executions": [root_json(r, now) for r in page], "next_cursor": next_cursor}
-            )
-            return
-        console = stdout_console()
-        if not page:
-            more = "more " if position is not None else ""
-            console.print(f"no {more}root executions of flow {flow_id}")
-            return
-        table = Table(
-            title=f"root executions of {flow_id}", title_justify="left", box=box.SIMPLE_HEAD,
-            show_edge=False, pad_edge=False, padding=(0, 0),
-        )
-        # An id or a status cut short is useless; a long owner folds, past ten characters.
-        widths = {
-            "id": max(len(r.execution.id) for r in page),
-            "status": 9,
-            "owner": min(max(len(r.execution.owner_id) for r in page), 10),
-        }
-        for name in ("id", "status", "owner", "created", "duration", "levels", "nested"):
-            justify: Any = "right" if name in ("duration", "levels", "nested") else "left"
-            table.add_column(
-                name, justify=justify, no_wrap=name != "owner", overflow="fold",
-                min_width=widths.get(name),
-            )
-        for root in page:
-            e = root.execution
-            table.add_row(
-                e.id,
-                status_text(e.status),
-                e.owner_id,
-                format_age(e.created_at, now),
-                format_duration(run_duration(e, now)),
-                str(root.levels),
-                str(root.total_nested),
-            )
-        console.print(table)
-        if next_cursor is None:
-            console.print(f"{len(page)} shown; no more pages")
-        else:
-            console.print(f"{len(page)} shown; next page: --after {next_cursor}", soft_wrap=True)
-
-    run(settings, body())
-
+from flowexec.model import (
+    MAX_TREE_NODES,
+    ClaimStatus,
+    Execution,
+    ExecutionClaim,
+    ExecutionStatus,
+    ExecutionTreeNode,
+    check_id,
+)
 
 SHOWN_CHILDREN = 100
 
@@ -114,6 +50,7 @@ def show_execution(
     ctx: typer.Context,
     execution_id: Annotated[str, typer.Argument(help="The execution to show.")],
     as_json: JsonFlag = False,
+    wide: WideFlag = False,
 ) -> None:
     """Show every field of one execution, its claim, its recovery history, its progress and
     its last traceback."""
@@ -152,6 +89,8 @@ def show_execution(
         fields.add_column(style="bold", no_wrap=True)
         fields.add_column(overflow="fold")
         for name, value in jsonable(execution).items():
+            if name == "available_at" and execution.status is not ExecutionStatus.CREATED:
+                value = None  # the queue's clock only means something while queued
             shown: Text | str = (
                 status_text(execution.status) if name == "status" else _field_text(value)
             )
@@ -160,21 +99,29 @@ def show_execution(
         fields.add_row("children", f"{len(children)}{'+' if more_children else ''}")
         console.print(fields)
         print_progress(console, progress)
-        if claim is None:
-            console.print("claim: none")
-        else:
-            console.print(
-                f"claim: {claim.status.value} by {claim.worker_id} (epoch {claim.epoch}), "
-                f"claimed {format_age(claim.claimed_at, now)}, "
-                f"heartbeat {format_age(claim.heartbeat_at, now)}, "
-                f"expires {format_age(claim.expires_at, now)}"
-            )
+        console.print(claim_line(claim, now))
         if not history:
             console.print("recovery history: none")
             return
-        console.print(recovery_table(history))
+        print_recovery_table(console, history, wide=wide)
 
     run(settings, body())
+
+
+def claim_line(claim: ExecutionClaim | None, now: datetime) -> str:
+    """A live lease says when it expires; a released or expired one only who held it last,
+    since its expiry no longer means anything."""
+    if claim is None:
+        return "claim: none"
+    held = (
+        f"by {claim.worker_id} (epoch {claim.epoch}), claimed {format_age(claim.claimed_at, now)}"
+        f", last heartbeat {format_age(claim.heartbeat_at, now)}"
+    )
+    if claim.status is ClaimStatus.ACTIVE and claim.expires_at > now:
+        return f"claim: active {held}, expires {format_age(claim.expires_at, now)}"
+    if claim.status is ClaimStatus.ACTIVE:
+        return f"claim: lapsed, last held {held}, lapsed {format_age(claim.expires_at, now)}"
+    return f"claim: {claim.status.value}, last held {held}"
 
 
 def _field_text(value: Any) -> str:
@@ -203,6 +150,7 @@ def show_tree(
             now = await store.now()
         if not nodes:
             raise ExecutionNotFound(execution_id)
+        nodes = in_emit_order(nodes)
         truncated = len(nodes) >= max_nodes
         if wants_json(ctx, as_json):
             print_json({"tree": tree_json(nodes, now), "truncated": truncated})
@@ -213,6 +161,12 @@ def show_tree(
             console.print(f"(showing the first {max_nodes} executions; raise --max-nodes)")
 
     run(settings, body())
+
+
+def in_emit_order(nodes: list[ExecutionTreeNode]) -> list[ExecutionTreeNode]:
+    """Level by level as the store gives them, siblings in the order their parent emitted
+    them (creation time; the id only breaks ties), not in the order of their hashed ids."""
+    return sorted(nodes, key=lambda n: (n.level, n.execution.created_at, n.id))
 
 
 def tree_json(nodes: list[ExecutionTreeNode], now: Any) -> dict[str, Any]:
@@ -270,10 +224,21 @@ def node_label(execution: Execution, now: Any, *, show_flow: bool = True) -> Tex
     return label
 
 
+CLAIM_COLUMNS = (
+    Column("execution"),
+    Column("worker"),
+    Column("expires", priority=1),
+    Column("heartbeat", priority=2),
+    Column("claimed", priority=3),
+    Column("epoch", priority=4, justify="right"),
+)
+
+
 def list_claims(
     ctx: typer.Context,
     worker: Annotated[str | None, typer.Option("--worker", help="Only this worker's.")] = None,
     as_json: JsonFlag = False,
+    wide: WideFlag = False,
 ) -> None:
     """List the live leases: which worker holds which execution, until when."""
     settings = settings_of(ctx)
@@ -289,19 +254,13 @@ def list_claims(
         if not claims:
             console.print("no active claims" + (f" for worker {worker}" if worker else ""))
             return
-        table = Table(title="active claims", title_justify="left")
-        for name in ("execution", "worker", "epoch", "claimed", "heartbeat", "expires"):
-            table.add_column(name, no_wrap=name == "execution")
-        for claim in claims:
-            table.add_row(
-                claim.execution_id,
-                claim.worker_id,
-                str(claim.epoch),
-                format_age(claim.claimed_at, now),
-                format_age(claim.heartbeat_at, now),
-                format_age(claim.expires_at, now),
-            )
-        console.print(table)
+        rows = [
+            [claim.execution_id, claim.worker_id, format_age(claim.expires_at, now),
+             format_age(claim.heartbeat_at, now), format_age(claim.claimed_at, now),
+             str(claim.epoch)]
+            for claim in claims
+        ]
+        print_table(console, CLAIM_COLUMNS, rows, wide=wide, title="active claims")
         console.print(f"{len(claims)} active claim{'s' if len(claims) != 1 else ''}")
 
     run(settings, body())
@@ -321,7 +280,11 @@ def show_stats(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         if wants_json(ctx, as_json):
             print_json(
                 {
-                    "counts_by_status": stats.counts_by_status,
+                    # Every status, as the text shows them: a script reads 0, not a gap.
+                    "counts_by_status": {
+                        status.value: stats.counts_by_status.get(status.value, 0)
+                        for status in ExecutionStatus
+                    },
                     "total": sum(stats.counts_by_status.values()),
                     "active_claims": stats.active_claims,
                     "oldest_queued_at": stats.oldest_queued_at,

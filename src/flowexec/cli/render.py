@@ -13,11 +13,10 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
-from rich import box
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
+from flowexec.cli.tables import Column, print_table
 from flowexec.model import (
     Execution,
     ExecutionOptions,
@@ -135,25 +134,24 @@ def event_label(execution: Execution) -> str | None:
     return str(name) if name is not None else None
 
 
-def recovery_table(records: list[RecoveryRecord], *, compact: bool = False) -> Table:
-    """Who recovered what from which dead worker; `compact` (times of day) fits 80 columns."""
-    table = Table(
-        title="recovery history", title_justify="left", box=box.SIMPLE_HEAD,
-        show_edge=False, pad_edge=False, collapse_padding=True,
-    )
-    names = ["at", "execution", "reason", "from worker", "by"]
-    if not compact:
-        names.insert(3, "was")
-    for name in names:
-        table.add_column(name, no_wrap=True)
-    for record in records:
-        if compact:
-            when = record.recovered_at.strftime("%H:%M:%S")
-        else:
-            when = format_time(record.recovered_at)
-        row = [when, record.execution_id, record.recovery_reason,
-               record.previous_worker_id or "-", record.recovered_by_worker]
-        if not compact:
-            row.insert(3, record.previous_status or "-")
-        table.add_row(*row)
-    return table
+RECOVERY_COLUMNS = (
+    Column("at"),
+    Column("execution"),
+    Column("reason"),
+    Column("from worker", priority=1),
+    Column("by", priority=2),
+    Column("was", priority=3),
+)
+
+
+def print_recovery_table(
+    console: Console, records: list[RecoveryRecord], *, wide: bool = False
+) -> None:
+    """Who recovered what from which dead worker, fitted to the terminal."""
+    rows = [
+        [record.recovered_at.strftime("%Y-%m-%d %H:%M:%S"), record.execution_id,
+         record.recovery_reason, record.previous_worker_id or "-", record.recovered_by_worker,
+         record.previous_status or "-"]
+        for record in records
+    ]
+    print_table(console, RECOVERY_COLUMNS, rows, wide=wide, title="recovery history")

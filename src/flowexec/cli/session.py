@@ -53,6 +53,9 @@ class Settings:
     table_prefix: str
     json_output: bool
     debug: bool
+    log_json: bool = False
+    log_level: str | None = None
+    """`--log-level`: None is each command's own default (warnings; info for long-running)."""
 
     @property
     def url(self) -> str:

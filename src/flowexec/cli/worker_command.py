@@ -123,7 +123,7 @@ def worker(
                       "--recovery" if recovery else "--no-recovery"]
         if max_runs_per_process is not None:
             child_args += ["--max-runs-per-process", str(max_runs_per_process)]
-        if log_json:
+        if log_json or settings.log_json:
             child_args.append("--log-json")
         env = {**os.environ, "FLOWEXEC_DATABASE_URL": settings.url,  # not on argv: `ps` shows it
                "FLOWEXEC_TABLE_PREFIX": settings.table_prefix}

@@ -56,6 +56,7 @@ from flowexec.model.events import (
     trimmed_traceback,
 )
 from flowexec.model.records import (
+    TRACE_CONTEXT_KEY,
     Completion,
     Execution,
     ExecutionClaim,
@@ -100,6 +101,7 @@ __all__ = [
     "RUN_EVENT_TYPES",
     "TERMINAL_EVENT_TYPES",
     "TERMINAL_STATUSES",
+    "TRACE_CONTEXT_KEY",
     "ClaimStatus",
     "Completion",
     "EventBatch",

@@ -44,6 +44,7 @@ from flowexec.runtime.events import FlowEvent, make_event
 from flowexec.runtime.lease import Lease
 from flowexec.runtime.logs import BoundLogger
 from flowexec.runtime.steps import DurableSteps
+from flowexec.runtime.tracing import node_span, with_trace_context
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -127,8 +128,9 @@ class FlowContext:
         return self._execution.options
 
     @property
-    def integration(self) -> dict[str, JSON] | None:
-        return self._execution.integration
+    def integration(self) -> dict[str, JSON]:
+        """The execution's integration settings; `{}` when it has none, so `.get` always works."""
+        return self._execution.integration or {}
 
     @property
     def events(self) -> list[FlowEvent]:
@@ -258,7 +260,8 @@ class FlowContext:
         self._lease.record(EventType.NODE_STARTED, {"node_id": node_id})
         began = time.monotonic()
         try:
-            result = await self._call_with_timeout(node_id, fn, args, kwargs)
+            with node_span(self._execution, node_id):
+                result = await self._call_with_timeout(node_id, fn, args, kwargs)
             if durable:
                 check_json(result, f"the result of node {node_id!r}")
         except asyncio.CancelledError:
@@ -349,7 +352,7 @@ class FlowContext:
             parent=self._execution,
             options=self._execution.options,
             integration=self._execution.integration,
-            external_events=[event.to_json()],
+            external_events=[with_trace_context(event.to_json())],
             id=child_execution_id(self.execution_id, *identity),
             max_depth=self._max_depth,
         )

@@ -45,17 +45,22 @@ def _context(record: logging.LogRecord) -> dict[str, object]:
     return {k: getattr(record, k) for k in CONTEXT_FIELDS if getattr(record, k, None) is not None}
 
 
+def _one_line(text: str) -> str:
+    """Line breaks as `\\n`, so that one message is one line for `grep` and log shippers."""
+    return text.replace("\r\n", "\\n").replace("\n", "\\n").replace("\r", "\\n")
+
+
 class KeyValueFormatter(logging.Formatter):
-    """`2024-01-01T00:00:00.000Z INFO flowexec.worker message worker_id=w1 execution_id=EX…`."""
+    """`2024-01-01T00:00:00.000Z INFO flowexec.worker message worker_id=w1 execution_id=EX…`,
+    one line per record whatever its message; a traceback follows as one quoted `exception`."""
 
     def format(self, record: logging.LogRecord) -> str:
         when = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
         parts = [when.replace("+00:00", "Z"), record.levelname, record.name, record.getMessage()]
         parts += [f"{k}={v}" for k, v in _context(record).items()]
-        line = " ".join(parts)
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
-        return line
+            parts.append("exception=" + json.dumps(self.formatException(record.exc_info)))
+        return _one_line(" ".join(parts))
 
 
 class JsonFormatter(logging.Formatter):

@@ -57,6 +57,7 @@ from flowexec.runtime.lease import Lease
 from flowexec.runtime.lease_keeper import LeaseTerm
 from flowexec.runtime.logs import BoundLogger
 from flowexec.runtime.steps import Suspended
+from flowexec.runtime.tracing import run_span
 from flowexec.store.protocol import ExecutionStore
 
 STORE_RETRY_S = 0.5
@@ -166,8 +167,12 @@ class ExecutionRun:
             execution = self._execution
             spec = self._app.get_flow(execution.flow_id)
             self.log.info("started (attempt %d)", execution.failure_count + 1)
-            outcome = await self._run_flow(spec, execution)
-            await self._settle(spec, execution, outcome)
+            with run_span(execution, attempt=execution.failure_count + 1, epoch=self.epoch,
+                          worker_id=self.lease.worker_id) as span:
+                outcome = await self._run_flow(spec, execution)
+                if isinstance(outcome, Raised):
+                    span.failed(outcome.error, outcome.node_id)
+                await self._settle(spec, execution, outcome)
         except StoreUnavailable as exc:
             self.log.error("store unavailable; the lease will lapse and recovery will act: %s",
                            exc)

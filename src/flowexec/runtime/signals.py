@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,3 +33,19 @@ def stop_signals_to(handler: Callable[[signal.Signals], None]) -> Iterator[None]
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
+
+
+def why_not_route_signals() -> str | None:
+    """Why stop signals must be left alone here, or None when routing them is safe.
+
+    A loop outside the main thread cannot receive them; in a notebook, SIGINT is how the user
+    interrupts a cell, so a worker that took it would stop when an unrelated cell is
+    interrupted. IPython is looked up, never imported: a process without it is no notebook.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return "the event loop is not in the main thread"
+    ipython = sys.modules.get("IPython")
+    shell = getattr(ipython, "get_ipython", lambda: None)()
+    if shell is not None and getattr(shell, "kernel", None) is not None:
+        return "an IPython kernel (a notebook) is running"
+    return None

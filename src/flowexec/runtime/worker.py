@@ -41,7 +41,7 @@ from flowexec.runtime.presence import WorkerPresence
 from flowexec.runtime.recovery import RecoveryService
 from flowexec.runtime.run import ExecutionRun, RunSettings
 from flowexec.runtime.settings import WORKER_KEYWORDS, WorkerSettings
-from flowexec.runtime.signals import stop_signals_to
+from flowexec.runtime.signals import stop_signals_to, why_not_route_signals
 from flowexec.runtime.stores import use_store
 from flowexec.runtime.tasks import end_tasks, wait_first
 from flowexec.store.protocol import ExecutionStore
@@ -342,6 +342,11 @@ class Worker:
 
     def _signals_routed(self) -> contextlib.AbstractContextManager[None]:
         if not self.settings.install_signal_handlers:
+            return contextlib.nullcontext()
+        reason = why_not_route_signals()
+        if reason is not None:
+            self.log.info("installing no SIGINT/SIGTERM handlers: %s; stop the worker with "
+                          "worker.stop()", reason)
             return contextlib.nullcontext()
         return stop_signals_to(self._on_signal)
 

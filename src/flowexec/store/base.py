@@ -73,6 +73,7 @@ from flowexec.store.rows import (
     stats_from_rows,
     tree_node_from_row,
 )
+from flowexec.store.status_listing import StatusListingFacade
 from flowexec.store.tokens import TokenFacade
 from flowexec.store.workers import WorkerRegistryFacade
 
@@ -84,6 +85,7 @@ class SqlExecutionStore(
     CheckpointFacade,
     QueueStatsFacade,
     WorkerRegistryFacade,
+    StatusListingFacade,
 ):
     """The `ExecutionStore` contract over backend primitives."""
 
@@ -194,7 +196,10 @@ class SqlExecutionStore(
             return False
         if write.fence is not None and not fence_holds(row, write.fence):
             raise ClaimLost(write.execution_id, *write.fence)
-        raise InvalidTransition(write.execution_id, ExecutionStatus(row["status"]), status)
+        raise InvalidTransition(
+            write.execution_id, ExecutionStatus(row["status"]), status,
+            required=None if params.expected_status is None else ExecutionStatus(sources[0]),
+        )
 
     async def start_execution(self, id: str) -> bool:
         check_id(id, "id")
@@ -205,7 +210,10 @@ class SqlExecutionStore(
         if row is None:
             raise ExecutionNotFound(id)
         if row["status"] != ExecutionStatus.CREATED.value:
-            raise InvalidTransition(id, ExecutionStatus(row["status"]), ExecutionStatus.CREATED)
+            raise InvalidTransition(
+                id, ExecutionStatus(row["status"]), ExecutionStatus.CREATED, action="started",
+                required=ExecutionStatus.CREATED,
+            )
         return False
 
     async def get_root_executions(
@@ -400,7 +408,8 @@ class SqlExecutionStore(
         if not fence_holds(current, fence):
             raise ClaimLost(write.execution_id, *fence)
         raise InvalidTransition(
-            write.execution_id, ExecutionStatus(current["status"]), ExecutionStatus.CREATED
+            write.execution_id, ExecutionStatus(current["status"]), ExecutionStatus.CREATED,
+            action="retried",
         )
 
     async def get_executions_needing_recovery(
@@ -469,8 +478,20 @@ class SqlExecutionStore(
 
     # ------------------------------------------------------------ operations
 
-    async def purge_finished(self, before: datetime, *, limit: int = MAX_BATCH) -> int:
-        return await self._purge(check_datetime(before, "before"), check_limit(limit))
+    async def purge_finished(
+        self, before: datetime, *, limit: int = MAX_BATCH, statuses: Sequence[str] | None = None
+    ) -> int:
+        return await self._purge(
+            check_datetime(before, "before"), check_limit(limit),
+            checks.check_finished_statuses(statuses),
+        )
+
+    async def count_purgeable(
+        self, before: datetime, *, statuses: Sequence[str] | None = None
+    ) -> int:
+        return await self._count_purgeable(
+            check_datetime(before, "before"), checks.check_finished_statuses(statuses)
+        )
 
     async def get_stats(self) -> StoreStats:
         return stats_from_rows(*await self._stats_rows())

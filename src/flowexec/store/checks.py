@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 from flowexec.errors import ValidationError
 from flowexec.model import (
     JSON,
+    TERMINAL_STATUSES,
     Completion,
     ExecutionStatus,
     can_transition,
@@ -33,6 +35,23 @@ def check_sequence(value: object, what: str) -> None:
     """One string, None or a number where a sequence belongs is a caller's mistake."""
     if not isinstance(value, Sequence) or isinstance(value, str | bytes):
         raise ValidationError(f"{what}, not {type(value).__name__}")
+
+
+def check_finished_statuses(statuses: object) -> list[str]:
+    """Which finished statuses retention may remove: all of them (None), or those named."""
+    if statuses is None:
+        return sorted(s.value for s in TERMINAL_STATUSES)
+    check_sequence(statuses, "statuses takes a sequence of finished statuses")
+    checked = {check_status(s, "statuses item") for s in cast(Sequence[object], statuses)}
+    if not checked:
+        raise ValidationError("statuses names no status: give None for every finished one")
+    unfinished = sorted(s.value for s in checked if not s.is_terminal)
+    if unfinished:
+        raise ValidationError(
+            f"statuses may only name finished statuses (completed, failed, stopped), "
+            f"not {', '.join(unfinished)}"
+        )
+    return sorted(s.value for s in checked)
 
 
 def status_sources(target: ExecutionStatus, expected: object) -> list[str]:

@@ -231,3 +231,27 @@ class RootPageQuery:
             "owner_id": self.owner_id,
             "status": None if self.status is None else self.status.value,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class StatusPageQuery:
+    """A checked `get_roots_in_status`: one page of roots in `status`."""
+
+    status: str
+    flow_id: str | None
+    limit: int
+    cursor: tuple[datetime, str] | None
+
+    @property
+    def variant(self) -> tuple[bool, bool]:
+        """Which `ROOTS_IN_STATUS` statement: (has cursor, has flow filter)."""
+        return self.cursor is not None, self.flow_id is not None
+
+    def params(self, encoding: ParamEncoding) -> Params:
+        return {
+            "status": self.status,
+            "flow_id": self.flow_id,
+            "limit": self.limit,
+            "after_created": None if self.cursor is None else encoding.time(self.cursor[0]),
+            "after_id": None if self.cursor is None else self.cursor[1],
+        }

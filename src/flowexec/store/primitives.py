@@ -21,6 +21,7 @@ from flowexec.store.commands import (
     RecoveryRecordWrite,
     RetryWrite,
     RootPageQuery,
+    StatusPageQuery,
     StatusWrite,
 )
 from flowexec.store.limits import MAX_DEPTH_LIMIT
@@ -113,6 +114,10 @@ class SqlPrimitives(AsyncClosing):
         """Execution rows with `levels` and `total_nested`, newest first."""
 
     @abstractmethod
+    async def _roots_in_status(self, query: StatusPageQuery) -> list[Row]:
+        """As `_root_page`, for roots in one status (store/status_listing.py)."""
+
+    @abstractmethod
     async def _children(self, parent_id: str) -> list[Row]: ...
 
     @abstractmethod
@@ -199,7 +204,10 @@ class SqlPrimitives(AsyncClosing):
     # ------------------------------------------------------------ operations
 
     @abstractmethod
-    async def _purge(self, before: datetime, limit: int) -> int: ...
+    async def _purge(self, before: datetime, limit: int, statuses: list[str]) -> int: ...
+
+    @abstractmethod
+    async def _count_purgeable(self, before: datetime, statuses: list[str]) -> int: ...
 
     @abstractmethod
     async def _stats_rows(self) -> tuple[list[Row], Row]:

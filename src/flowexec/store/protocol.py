@@ -135,6 +135,18 @@ class ExecutionStore(WorkerRegistry, Protocol):
         """
         ...
 
+    async def get_roots_in_status(
+        self,
+        status: str,
+        limit: int = 50,
+        after: datetime | RootExecution | tuple[datetime, str] | None = None,
+        *,
+        flow_id: str | None = None,
+    ) -> list[RootExecution]:
+        """Roots in `status`, across flows or of `flow_id`, newest first, keyset-paginated on
+        (created_at, id) as `get_root_executions` is."""
+        ...
+
     async def get_child_executions(self, parent_id: str) -> list[Execution]: ...
 
     async def get_execution_tree(
@@ -337,8 +349,19 @@ class ExecutionStore(WorkerRegistry, Protocol):
         """Return when new work may be runnable, or after `timeout_s` (the polling fallback)."""
         ...
 
-    async def purge_finished(self, before: datetime, *, limit: int = MAX_BATCH) -> int:
-        """Retention: delete up to `limit` whole trees finished before `before`; count of roots."""
+    async def purge_finished(
+        self, before: datetime, *, limit: int = MAX_BATCH, statuses: Sequence[str] | None = None
+    ) -> int:
+        """Retention: delete up to `limit` whole trees finished before `before`; count of roots.
+
+        `statuses` narrows it to roots that ended so (finished statuses only); a tree with
+        an unfinished execution is never removed."""
+        ...
+
+    async def count_purgeable(
+        self, before: datetime, *, statuses: Sequence[str] | None = None
+    ) -> int:
+        """How many roots `purge_finished` would remove now, all batches together."""
         ...
 
     async def get_stats(self) -> StoreStats: ...

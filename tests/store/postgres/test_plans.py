@@ -17,6 +17,7 @@ import pytest
 
 from flowexec.store.postgres import queries as Q
 from flowexec.store.postgres.queue_stats import QUEUE_STATS
+from flowexec.store.postgres.status_listing import ROOTS_IN_STATUS
 from flowexec.store.protocol import ExecutionStore
 
 FINISHED = 20_000
@@ -190,3 +191,24 @@ def test_queue_stats_read_only_the_partial_indexes(loaded: str, postgres_url: st
     found = {"custom": list(_index_names(row[0]))}
     assert_uses(found, loaded, "executions_runnable")
     assert_uses(found, loaded, "executions_recoverable")
+def test_roots_by_status_use_their_index(loaded: str, postgres_url: str) -> None:
+    found = plans(
+        postgres_url, loaded, ROOTS_IN_STATUS[(True, False)],
+        {"status": "failed", "limit": 50, "after_created": datetime.now(UTC), "after_id": ""},
+        {"status": "text", "limit": "integer", "after_created": "timestamptz",
+         "after_id": "text"},
+    )
+    assert_uses(found, loaded, "executions_roots_by_status")
+
+
+def test_retention_walks_finished_roots_by_age(loaded: str, postgres_url: str) -> None:
+    """Whichever statuses it keeps, a purge reads finished roots by age, not by status."""
+    found = plans(
+        postgres_url, loaded, Q.PURGE,
+        {"before": datetime.now(UTC), "statuses": ["failed", "completed"], "limit": 100},
+        {"before": "timestamptz", "statuses": "text[]", "limit": "integer"},
+    )
+    for kind, nodes in found.items():  # (the delete's own join is another matter)
+        indexes = {name for _, _, name in nodes if name}
+        assert f"{loaded}executions_finished_roots" in indexes, (kind, nodes)
+        assert f"{loaded}executions_roots_by_status" not in indexes, (kind, nodes)

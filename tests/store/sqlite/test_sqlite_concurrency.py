@@ -138,9 +138,14 @@ async def test_two_stores_on_one_file_exclude_each_other_from_the_recovery_lock(
         lock_file = two.recovery_locks.path(3)
         assert lock_file is not None and lock_file.parent == tmp_path
         assert lock_file.name == "x.db.flowexec_recovery-3.lock"
-        await two.close()  # closing frees every lock it held
+        assert lock_file.exists()
+        await two.close()  # closing frees every lock it held, and removes its files
+        assert not lock_file.exists()
         assert await one.try_acquire_recovery_lock(3) is True
         assert await one.try_acquire_recovery_lock(4) is True
+        await one.close()
+        await other_prefix.close()
+        assert sorted(tmp_path.glob("*.lock")) == []  # noqa: ASYNC240 - a test listing
     finally:
         for store in (one, two, other_prefix):
             await store.close()

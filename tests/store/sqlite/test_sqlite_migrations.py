@@ -51,6 +51,7 @@ async def test_the_schema_has_the_postgres_tables_and_indexes(tmp_path: Path) ->
         "executions_runnable", "executions_recoverable", "executions_roots", "executions_tree",
         "executions_parent", "executions_finished_roots", "execution_claims_status_expires",
         "execution_recovery_execution", "execution_recovery_recent",
+        "executions_roots_by_status",
     }
     assert {n for k, n in names if k == "index" and not n.startswith("sqlite_")} == {
         PREFIX + i for i in indexes

@@ -13,6 +13,7 @@ from flowexec import ExecutionStatus, UpdateExecutionStatusParams, new_execution
 from flowexec.store.sqlite import SqliteExecutionStore
 from flowexec.store.sqlite import queries as Q
 from flowexec.store.sqlite.codec import from_micros, to_micros
+from flowexec.store.sqlite.status_listing import ROOTS_IN_STATUS
 
 PREFIX = "flowexec_"
 TIME_COLUMNS = {
@@ -143,7 +144,17 @@ HOT_QUERIES = [
         for key, template in Q.ROOT_PAGE.items()
     ],
     ("expire claims", Q.EXPIRE_CLAIMS, {"now": 0}, "execution_claims_status_expires"),
-    ("retention", Q.PURGE_ROOTS, {"before": 0, "limit": 10}, "executions_finished_roots"),
+    ("retention", Q.PURGE_ROOTS, {"before": 0, "limit": 10, "statuses": '["failed"]'},
+     "executions_finished_roots"),
+    *[
+        (
+            f"roots in status {key}",
+            template,
+            {"status": "failed", "flow_id": "f", "limit": 50, "after_created": 0, "after_id": ""},
+            "executions_roots_by_status",
+        )
+        for key, template in ROOTS_IN_STATUS.items()
+    ],
 ]
 
 

@@ -632,15 +632,23 @@ SUBSCRIBE_EVENTS = """
     ON CONFLICT (execution_id, subscriber) DO UPDATE SET expires_at = excluded.expires_at
 """
 
+_PURGEABLE_ROOTS = """
+    FROM {p}executions r
+    WHERE r.parent_execution_id IS NULL
+      AND r.status IN ('completed', 'failed', 'stopped') AND r.completed_at < %(before)s
+      AND r.status = ANY(%(statuses)s)
+      AND NOT EXISTS (
+          SELECT 1 FROM {p}executions d
+          WHERE d.root_execution_id = r.id
+            AND d.status NOT IN ('completed', 'failed', 'stopped'))
+"""
+"""Roots retention may remove: finished in one of `statuses` before `before`, whole tree done."""
+
+PURGEABLE_COUNT = "SELECT count(*) AS n" + _PURGEABLE_ROOTS
+
 PURGE = """
     WITH doomed AS (
-        SELECT r.id FROM {p}executions r
-        WHERE r.parent_execution_id IS NULL
-          AND r.status IN ('completed', 'failed', 'stopped') AND r.completed_at < %(before)s
-          AND NOT EXISTS (
-              SELECT 1 FROM {p}executions d
-              WHERE d.root_execution_id = r.id
-                AND d.status NOT IN ('completed', 'failed', 'stopped'))
+        SELECT r.id""" + _PURGEABLE_ROOTS + """
         ORDER BY r.completed_at
         LIMIT %(limit)s
         FOR UPDATE SKIP LOCKED

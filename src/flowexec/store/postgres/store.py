@@ -29,6 +29,7 @@ from flowexec.store.commands import (
     RecoveryRecordWrite,
     RetryWrite,
     RootPageQuery,
+    StatusPageQuery,
     StatusWrite,
     events_json,
     fence_params,
@@ -54,6 +55,7 @@ from flowexec.store.postgres.listener import WorkListener
 from flowexec.store.postgres.locks import MIGRATION_LOCK_ID, RecoveryLockSession, lock_namespace
 from flowexec.store.postgres.options import PostgresOptions
 from flowexec.store.postgres.queue_stats import QUEUE_STATS
+from flowexec.store.postgres.status_listing import ROOTS_IN_STATUS
 from flowexec.store.postgres.workers import PostgresWorkerRegistry
 from flowexec.store.recovery import as_columns, recovery_writes
 from flowexec.store.rows import Row
@@ -283,6 +285,9 @@ class PostgresExecutionStore(PostgresApiPrimitives, SqlExecutionStore):
     async def _root_page(self, query: RootPageQuery) -> list[Row]:
         return await self._rows(Q.ROOT_PAGE[query.variant], query.params(_NATIVE))
 
+    async def _roots_in_status(self, query: StatusPageQuery) -> list[Row]:
+        return await self._rows(ROOTS_IN_STATUS[query.variant], query.params(_NATIVE))
+
     async def _children(self, parent_id: str) -> list[Row]:
         return await self._rows(Q.CHILDREN, {"id": parent_id})
 
@@ -455,8 +460,12 @@ class PostgresExecutionStore(PostgresApiPrimitives, SqlExecutionStore):
 
     # ------------------------------------------------------------ operations
 
-    async def _purge(self, before: datetime, limit: int) -> int:
-        return await self._count(Q.PURGE, {"before": before, "limit": limit})
+    async def _purge(self, before: datetime, limit: int, statuses: list[str]) -> int:
+        return await self._count(Q.PURGE, {"before": before, "limit": limit, "statuses": statuses})
+
+    async def _count_purgeable(self, before: datetime, statuses: list[str]) -> int:
+        row = await self._one(Q.PURGEABLE_COUNT, {"before": before, "statuses": statuses})
+        return 0 if row is None else int(row["n"])
 
     async def _stats_rows(self) -> tuple[list[Row], Row]:
         counts = await self._rows(Q.STATS_BY_STATUS)

@@ -1,8 +1,10 @@
 """Recovery locks of a SQLite store: OS file locks beside the database.
 
 The kernel frees a file lock when its holder dies, which is what a recovery lock needs.
-`flock(LOCK_NB)` never waits, so it runs on the event loop itself; doing it on a thread could
-leak a taken lock if the caller were cancelled meanwhile.
+The files sit beside the database because every process that opens it sees that directory
+(containers sharing a volume do not share /tmp); a holder removes its file when it lets go,
+so a stopped worker leaves none behind. `flock(LOCK_NB)` never waits, so it runs on the event
+loop itself; doing it on a thread could leak a taken lock if the caller were cancelled meanwhile.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ class RecoveryFileLocks:
     def __init__(self, target: SqliteTarget, table_prefix: str) -> None:
         self._target = target
         self._table_prefix = table_prefix
-        self._held: dict[int, int | None] = {}
+        self._held: dict[int, tuple[Path, int] | None] = {}
         self._mutex = asyncio.Lock()
         self._closed = False
 
@@ -52,7 +54,7 @@ class RecoveryFileLocks:
             fd = self._take(path)
             if fd is None:
                 return False
-            self._held[lock_id] = fd
+            self._held[lock_id] = (path, fd)
             return True
 
     async def unlock(self, lock_id: int) -> bool:
@@ -71,25 +73,46 @@ class RecoveryFileLocks:
     @staticmethod
     def _take(path: Path) -> int | None:
         """A descriptor holding the file's lock, or None if another holder has it."""
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, LOCK_FILE_MODE)
-        except OSError as exc:
-            raise StoreUnavailable(f"cannot open recovery lock file {path}: {exc}") from exc
-        try:
-            # The lock belongs to this open file description: another store in this
-            # process opens its own and is excluded too; the kernel frees it on death.
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        while True:
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, LOCK_FILE_MODE)
+            except OSError as exc:
+                raise StoreUnavailable(f"cannot open recovery lock file {path}: {exc}") from exc
+            try:
+                # The lock belongs to this open file description: another store in this
+                # process opens its own and is excluded too; the kernel frees it on death.
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return None
+            except OSError as exc:
+                os.close(fd)
+                raise StoreUnavailable(f"cannot lock recovery lock file {path}: {exc}") from exc
+            if _still_named(fd, path):
+                return fd
+            # The previous holder removed the file between our open and our flock: the lock
+            # we got is on a file nobody else can find, so take the one now at `path`.
             os.close(fd)
-            return None
-        except OSError as exc:
-            os.close(fd)
-            raise StoreUnavailable(f"cannot lock recovery lock file {path}: {exc}") from exc
-        return fd
 
     def _drop(self, lock_id: int) -> None:
-        fd = self._held.pop(lock_id)
-        if fd is not None:
-            with contextlib.suppress(OSError):
-                fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+        held = self._held.pop(lock_id)
+        if held is None:
+            return
+        path, fd = held
+        # Removed while still locked: whoever opened it meanwhile sees it is no longer
+        # the file at `path` (`_take`) and opens the next one.
+        with contextlib.suppress(OSError):
+            path.unlink()
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _still_named(fd: int, path: Path) -> bool:
+    """Whether `path` still names the file open as `fd`."""
+    try:
+        named = path.stat()
+    except FileNotFoundError:
+        return False
+    opened = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)

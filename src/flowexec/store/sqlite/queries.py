@@ -183,6 +183,19 @@ RELEASE_CLAIM = """
 """
 
 
+ROOT_PAGE_AGGREGATES = """
+    , agg AS (
+        SELECT root_execution_id, max(execution_depth) AS levels, count(*) - 1 AS total_nested
+        FROM {p}executions WHERE root_execution_id IN (SELECT id FROM page)
+        GROUP BY root_execution_id
+    )
+    SELECT page.*, agg.levels, agg.total_nested
+    FROM page JOIN agg ON agg.root_execution_id = page.id
+    ORDER BY page.created_at DESC, page.id DESC
+"""
+"""The aggregates of a page of roots (`page`), in one grouped query."""
+
+
 def _root_page(where: str) -> str:
     """One page of roots, then the aggregates of the whole page in one grouped query."""
     return f"""
@@ -191,14 +204,8 @@ def _root_page(where: str) -> str:
         WHERE flow_id = :flow_id AND parent_execution_id IS NULL {where}
         ORDER BY created_at DESC, id DESC
         LIMIT :limit
-    ), agg AS (
-        SELECT root_execution_id, max(execution_depth) AS levels, count(*) - 1 AS total_nested
-        FROM {{p}}executions WHERE root_execution_id IN (SELECT id FROM page)
-        GROUP BY root_execution_id
     )
-    SELECT page.*, agg.levels, agg.total_nested
-    FROM page JOIN agg ON agg.root_execution_id = page.id
-    ORDER BY page.created_at DESC, page.id DESC
+    {ROOT_PAGE_AGGREGATES}
     """
 
 
@@ -492,14 +499,23 @@ EVENTS_PAGE_OF_TYPES = f"""
 
 # ------------------------------------------------------------------ operations
 
-PURGE_ROOTS = """
-    SELECT r.id FROM {p}executions r
+_PURGEABLE_ROOTS = """
+    FROM {p}executions r INDEXED BY {p}executions_finished_roots
     WHERE r.parent_execution_id IS NULL
       AND r.status IN ('completed', 'failed', 'stopped') AND r.completed_at < :before
+      AND r.status IN (SELECT value FROM json_each(:statuses))
       AND NOT EXISTS (
           SELECT 1 FROM {p}executions d
           WHERE d.root_execution_id = r.id
             AND d.status NOT IN ('completed', 'failed', 'stopped'))
+"""
+"""Roots retention may remove: finished in one of `statuses` before `before`, whole tree done.
+Retention walks `executions_finished_roots` by age whichever statuses it keeps; named, since on
+few rows SQLite would rather look statuses up in `executions_roots_by_status` and sort them."""
+
+PURGEABLE_COUNT = "SELECT count(*) AS n" + _PURGEABLE_ROOTS
+
+PURGE_ROOTS = "SELECT r.id" + _PURGEABLE_ROOTS + """
     ORDER BY r.completed_at
     LIMIT :limit
 """

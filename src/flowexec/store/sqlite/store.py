@@ -27,6 +27,7 @@ from flowexec.store.commands import (
     RecoveryRecordWrite,
     RetryWrite,
     RootPageQuery,
+    StatusPageQuery,
     StatusWrite,
     fence_params,
     statements_by_effect,
@@ -44,6 +45,7 @@ from flowexec.store.sqlite.event_log import log_events
 from flowexec.store.sqlite.locks import RecoveryFileLocks
 from flowexec.store.sqlite.options import SqliteOptions
 from flowexec.store.sqlite.queue_stats import QUEUE_STATS
+from flowexec.store.sqlite.status_listing import ROOTS_IN_STATUS
 from flowexec.store.sqlite.workers import SqliteWorkerRegistry
 from flowexec.store.urls import parse_sqlite_url
 
@@ -225,6 +227,9 @@ class SqliteExecutionStore(SqliteApiPrimitives, SqlExecutionStore):
 
     async def _root_page(self, query: RootPageQuery) -> list[Row]:
         return await self._read_rows(Q.ROOT_PAGE[query.variant], query.params(SQLITE_ENCODING))
+
+    async def _roots_in_status(self, query: StatusPageQuery) -> list[Row]:
+        return await self._read_rows(ROOTS_IN_STATUS[query.variant], query.params(SQLITE_ENCODING))
 
     async def _children(self, parent_id: str) -> list[Row]:
         return await self._read_rows(Q.CHILDREN, {"id": parent_id})
@@ -462,8 +467,8 @@ class SqliteExecutionStore(SqliteApiPrimitives, SqlExecutionStore):
 
     # ------------------------------------------------------------ operations
 
-    async def _purge(self, before: datetime, limit: int) -> int:
-        params = {"before": to_micros(before), "limit": limit}
+    async def _purge(self, before: datetime, limit: int, statuses: list[str]) -> int:
+        params = {"before": to_micros(before), "limit": limit, "statuses": json.dumps(statuses)}
 
         def body(conn: sqlite3.Connection, now: int) -> int:
             roots = [r["id"] for r in self._rows(conn, Q.PURGE_ROOTS, params)]
@@ -473,6 +478,11 @@ class SqliteExecutionStore(SqliteApiPrimitives, SqlExecutionStore):
             return len(roots)
 
         return await self._db.write(body)
+
+    async def _count_purgeable(self, before: datetime, statuses: list[str]) -> int:
+        params = {"before": to_micros(before), "statuses": json.dumps(statuses)}
+        rows = await self._db.read(lambda conn, now: self._rows(conn, Q.PURGEABLE_COUNT, params))
+        return int(rows[0]["n"])
 
     async def _stats_rows(self) -> tuple[list[Row], Row]:
         def body(conn: sqlite3.Connection, now: int) -> tuple[list[Row], Row]:
