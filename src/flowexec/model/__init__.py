@@ -36,6 +36,8 @@ from flowexec.model.checks import (
 )
 from flowexec.model.creation import (
     CROCKFORD_ALPHABET,
+    MAX_PRIORITY,
+    MIN_PRIORITY,
     check_child_of,
     check_new_execution,
     crockford_base32,
@@ -91,10 +93,12 @@ __all__ = [
     "MAX_JSON_BYTES",
     "MAX_JSON_DEPTH",
     "MAX_LIMIT",
+    "MAX_PRIORITY",
     "MAX_REASON_LENGTH",
     "MAX_TIMEOUT_MS",
     "MAX_TRACEBACK_CHARS",
     "MAX_TREE_NODES",
+    "MIN_PRIORITY",
     "RUN_EVENT_TYPES",
     "TERMINAL_EVENT_TYPES",
     "TERMINAL_STATUSES",

@@ -83,7 +83,7 @@ class SqlExecutionStore(EventLogFacade):
         *,
         start: bool = True,
         fence: Fence | None = None,
-    ) -> None:
+    ) -> str:
         e = check_new_execution(execution, max_depth=self.max_depth)
         if fence is not None and (not isinstance(fence, tuple) or len(fence) != 2):
             raise ValidationError(f"fence must be a (worker_id, epoch) pair, not {fence!r:.60}")
@@ -91,11 +91,23 @@ class SqlExecutionStore(EventLogFacade):
         if checked_fence is not None and e.parent_execution_id is None:
             raise ValidationError("a fence guards a child's parent; a root has no parent")
         params = encode_new_execution(e)
-        if await self._insert_execution(params, start=start, fence=checked_fence):
-            if start:
-                self._signal_work()
-            return
-        await self._explain_refused_insert(e, checked_fence)
+        while True:
+            if await self._insert_execution(params, start=start, fence=checked_fence):
+                if start:
+                    self._signal_work()
+                return e.id
+            if e.idempotency_key is not None and await self._fetch_execution(e.id) is None:
+                holder = await self._fetch_by_key(e.flow_id, e.idempotency_key)
+                if holder is not None:
+                    return str(holder["id"])
+                if e.parent_execution_id is None:
+                    continue  # the holder was deleted meanwhile: the key is free again
+            await self._explain_refused_insert(e, checked_fence)
+            return e.id
+
+    async def get_by_idempotency_key(self, flow_id: str, key: str) -> Execution | None:
+        row = await self._fetch_by_key(check_id(flow_id, "flow_id"), check_id(key, "key"))
+        return None if row is None else execution_from_row(row)
 
     async def create_many(
         self, executions: Sequence[Execution], *, start: bool = True

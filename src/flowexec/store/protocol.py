@@ -73,8 +73,10 @@ class ExecutionStore(Protocol):
         *,
         start: bool = True,
         fence: tuple[str, int] | None = None,
-    ) -> None:
-        """Insert a new execution; runnable at once unless `start=False`.
+    ) -> str:
+        """Insert a new execution; runnable at once (or at its `available_at`, a delayed
+        start, on the database clock) unless `start=False`. Returns its id, or the id of the
+        flow's execution that already holds its `idempotency_key` (nothing is written then).
 
         The same id with the same content is a no-op; with other content `ExecutionExists`.
         A child's parent must exist, be in the same tree and be one level up. With `fence`
@@ -97,6 +99,10 @@ class ExecutionStore(Protocol):
 
     async def get(self, id: str) -> Execution | None: ...
 
+    async def get_by_idempotency_key(self, flow_id: str, key: str) -> Execution | None:
+        """The flow's execution holding this idempotency key, if one exists."""
+        ...
+
     async def delete(self, id: str) -> bool:
         """Remove the execution with its subtree, claims and recovery history, atomically."""
         ...
@@ -112,7 +118,8 @@ class ExecutionStore(Protocol):
         ...
 
     async def start_execution(self, id: str) -> bool:
-        """Make a `created`, not-started execution runnable; False if it already was."""
+        """Make a `created` execution that is not started, or waits for its delayed start or
+        a retry's backoff, runnable at once; False if it already was."""
         ...
 
     async def get_root_executions(
@@ -158,7 +165,8 @@ class ExecutionStore(Protocol):
         limit: int = 1,
         flow_ids: Sequence[str] | None = None,
     ) -> list[ExecutionClaim]:
-        """Claim up to `limit` runnable executions, oldest `available_at` first, in one trip."""
+        """Claim up to `limit` runnable executions, lowest `priority` first and oldest
+        `available_at` first within a priority, in one trip."""
         ...
 
     async def claim_and_start(

@@ -253,12 +253,18 @@ class PostgresExecutionStore(SqlExecutionStore):
             inserted = set(row["ids"])
             missing = batch.not_inserted(inserted)
             if missing:
-                cur = await conn.execute(self._sql(Q.GET_MANY), {"ids": missing})
+                keys = batch.keys_not_inserted(inserted)
+                cur = await conn.execute(self._sql(Q.SETTLE_ROWS), {
+                    "ids": missing, "key_flows": [f for f, _ in keys], "keys": [k for _, k in keys]
+                })
                 batch.settle(inserted, await cur.fetchall())
             return inserted
 
     async def _fetch_execution(self, id: str) -> Row | None:
         return await self._one(Q.GET, {"id": id})
+
+    async def _fetch_by_key(self, flow_id: str, key: str) -> Row | None:
+        return await self._one(Q.GET_BY_KEY, {"flow_id": flow_id, "idempotency_key": key})
 
     async def _delete_tree(self, id: str) -> bool:
         return bool(await self._rows(Q.DELETE_TREE, {"id": id}))

@@ -163,13 +163,14 @@ class SqliteExecutionStore(SqlExecutionStore):
             **params,
             "created_at": to_micros(params["created_at"]),
             "updated_at": to_micros(params["updated_at"]),
+            "run_at": None if params["run_at"] is None else to_micros(params["run_at"]),
+            "start": start,
             **fence_params(fence),
         }
         statement = Q.INSERT_ROOT if params["parent_execution_id"] is None else Q.INSERT_CHILD
 
         def body(conn: sqlite3.Connection, now: int) -> bool:
-            values["available_at"] = now if start else None
-            return bool(self._rows(conn, statement, values))
+            return bool(self._rows(conn, statement, {**values, "now": now}))
 
         return await self._db.write(body)
 
@@ -177,11 +178,14 @@ class SqliteExecutionStore(SqlExecutionStore):
         rows = batch.json_rows(SQLITE_ENCODING)
 
         def body(conn: sqlite3.Connection, now: int) -> set[str]:
-            params = {"rows": rows, "available_at": now if start else None}
+            params = {"rows": rows, "start": start, "now": now}
             inserted = {r["id"] for r in self._rows(conn, Q.INSERT_MANY, params)}
             missing = batch.not_inserted(inserted)
             if missing:
-                stored = self._rows(conn, Q.GET_MANY, {"ids": json.dumps(missing)})
+                keys = json.dumps(batch.keys_not_inserted(inserted))
+                stored = self._rows(
+                    conn, Q.SETTLE_ROWS, {"ids": json.dumps(missing), "keys": keys}
+                )
                 batch.settle(inserted, stored)
             return inserted
 
@@ -189,6 +193,10 @@ class SqliteExecutionStore(SqlExecutionStore):
 
     async def _fetch_execution(self, id: str) -> Row | None:
         rows = await self._read_rows(Q.GET, {"id": id})
+        return rows[0] if rows else None
+
+    async def _fetch_by_key(self, flow_id: str, key: str) -> Row | None:
+        rows = await self._read_rows(Q.GET_BY_KEY, {"flow_id": flow_id, "idempotency_key": key})
         return rows[0] if rows else None
 
     async def _delete_tree(self, id: str) -> bool:
