@@ -241,3 +241,13 @@ class StoreStats:
     active_claims: int = 0
     oldest_queued_at: datetime | None = None
     recoveries_last_hour: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleSlot:
+    """A cron slot a scheduler filled: the execution created for it, once per slot."""
+
+    schedule_id: str
+    slot_at: datetime
+    execution_id: str
+    created_at: datetime

@@ -6,7 +6,7 @@ write was refused.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from flowexec.errors import (
@@ -70,9 +70,10 @@ from flowexec.store.rows import (
     stats_from_rows,
     tree_node_from_row,
 )
+from flowexec.store.scheduling import ScheduleSlotsFacade, check_running_limits
 
 
-class SqlExecutionStore(EventLogFacade):
+class SqlExecutionStore(ScheduleSlotsFacade, EventLogFacade):
     """The `ExecutionStore` contract over backend primitives."""
 
     # ------------------------------------------------------------ executions
@@ -279,6 +280,7 @@ class SqlExecutionStore(EventLogFacade):
         limit: int = 1,
         flow_ids: Sequence[str] | None = None,
         complete: Sequence[Completion] = (),
+        running_limits: Mapping[str, int] | None = None,
     ) -> WorkBatch:
         check_id(worker_id, "worker_id")
         check_timeout_ms(timeout_ms)
@@ -290,7 +292,10 @@ class SqlExecutionStore(EventLogFacade):
         if limit == 0 and not completions:
             return WorkBatch(started=[], completed=frozenset())
         rows, completed = await self._claim_and_start(
-            ClaimAndStart(worker_id, timeout_ms, limit, flows, completions)
+            ClaimAndStart(
+                worker_id, timeout_ms, limit, flows, completions,
+                check_running_limits(running_limits),
+            )
         )
         return WorkBatch(
             started=[started_from_row(r) for r in rows], completed=frozenset(completed)

@@ -9,7 +9,7 @@ Unknown ids give `None` / `False` / `[]` where the TypeScript store returned tho
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
@@ -25,6 +25,7 @@ from flowexec.model import (
     ExecutionTreeNode,
     RecoveryRecord,
     RootExecution,
+    ScheduleSlot,
     StoreStats,
     UpdateExecutionStatusParams,
     WorkBatch,
@@ -177,6 +178,7 @@ class ExecutionStore(Protocol):
         limit: int = 1,
         flow_ids: Sequence[str] | None = None,
         complete: Sequence[Completion] = (),
+        running_limits: Mapping[str, int] | None = None,
     ) -> WorkBatch:
         """A worker's whole exchange with the queue in one transaction (one round trip, one
         commit): complete its returned runs, then claim and start the next ones.
@@ -187,7 +189,24 @@ class ExecutionStore(Protocol):
         `completed` (`update_execution_status` says why). Then up to `limit` runnable
         executions, plus one for each completion written, are claimed as by `claim_next` and
         moved to `running`. `limit` may be 0 (only complete).
+
+        `running_limits` (`{flow_id: max_running}`): the statement itself starts an execution
+        of such a flow only while fewer than that many of the flow are `running`, counted
+        across every worker (on PostgreSQL under a per-flow transaction lock, so concurrent
+        claimers cannot both take the last place).
         """
+        ...
+
+    async def fill_schedule_slot(
+        self, schedule_id: str, slot_at: datetime, execution: Execution
+    ) -> bool:
+        """Create the root `execution` for a cron slot, unless the slot was already filled:
+        at most one execution per `(schedule_id, slot_at)`, guaranteed by the database.
+        True if this call filled it."""
+        ...
+
+    async def get_last_slots(self, schedule_ids: Sequence[str]) -> dict[str, ScheduleSlot]:
+        """The latest filled slot of each schedule that has one."""
         ...
 
     async def release_execution(

@@ -314,7 +314,7 @@ _COMPLETE_RUNS = f"""
              AS v (id, epoch, result)
         WHERE e.id = v.id AND e.status = 'running'
           AND e.processing_worker_id = %(worker_id)s AND e.claim_epoch = v.epoch
-        RETURNING e.id, e.event_count - 1 AS event_index, v.epoch
+        RETURNING e.id, e.flow_id, e.event_count - 1 AS event_index, v.epoch
     ), done_released AS ({_RELEASE_CLAIM}),
 """
 

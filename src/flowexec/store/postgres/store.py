@@ -50,6 +50,7 @@ from flowexec.store.postgres.connecting import (
 from flowexec.store.postgres.listener import WorkListener
 from flowexec.store.postgres.locks import MIGRATION_LOCK_ID, RecoveryLockSession, lock_namespace
 from flowexec.store.postgres.options import PostgresOptions
+from flowexec.store.postgres.scheduling import PostgresScheduling
 from flowexec.store.recovery import as_columns, recovery_writes
 from flowexec.store.rows import Row
 from flowexec.store.urls import redact
@@ -86,7 +87,7 @@ class JsonTextEncoding:
 _JSON_TEXT = JsonTextEncoding()
 
 
-class PostgresExecutionStore(SqlExecutionStore):
+class PostgresExecutionStore(PostgresScheduling, SqlExecutionStore):
     backend: ClassVar[str] = "postgres"
 
     def __init__(
@@ -312,21 +313,23 @@ class PostgresExecutionStore(SqlExecutionStore):
     async def _claim_and_start(self, command: ClaimAndStart) -> tuple[list[Row], set[str]]:
         statement = Q.CLAIM_AND_START if command.flow_ids is None else Q.CLAIM_AND_START_FOR_FLOWS
         completions = command.completions
-        rows = await self._rows(
-            statement,
-            {
-                "worker_id": command.worker_id,
-                "timeout_ms": command.timeout_ms,
-                "limit": command.limit,
-                "most": command.limit + len(completions),
-                "flow_ids": command.flow_ids,
-                "done_ids": [c.execution_id for c in completions],
-                "done_epochs": [c.epoch for c in completions],
-                "done_results": [c.result_json for c in completions],
-                "completed_event": events_json(completed_event()),
-                "started_event": events_json(started_event(command.worker_id)),
-                "events_channel": self._events_channel,
-            },
+        params: dict[str, Any] = {
+            "worker_id": command.worker_id,
+            "timeout_ms": command.timeout_ms,
+            "limit": command.limit,
+            "most": command.limit + len(completions),
+            "flow_ids": command.flow_ids,
+            "done_ids": [c.execution_id for c in completions],
+            "done_epochs": [c.epoch for c in completions],
+            "done_results": [c.result_json for c in completions],
+            "completed_event": events_json(completed_event()),
+            "started_event": events_json(started_event(command.worker_id)),
+            "events_channel": self._events_channel,
+        }
+        rows = await (
+            self._claim_within_limits(command, params)
+            if command.running_limits
+            else self._rows(statement, params)
         )
         completed = set(rows[0]["completed"]) if rows else set()
         return [r for r in rows if r["id"] is not None], completed

@@ -17,7 +17,7 @@ _TIME_COLUMNS = frozenset(
     {
         "created_at", "updated_at", "started_at", "completed_at", "last_failure_at",
         "processing_started_at", "available_at", "claimed_at", "expires_at", "heartbeat_at",
-        "recovered_at", "oldest_queued_at", "at",
+        "recovered_at", "oldest_queued_at", "at", "slot_at",
     }
 )
 _JSON_COLUMNS = frozenset({"options", "integration", "external_events", "result", "data"})

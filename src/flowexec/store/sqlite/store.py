@@ -41,6 +41,7 @@ from flowexec.store.sqlite.connection import SqliteConnection
 from flowexec.store.sqlite.event_log import log_events
 from flowexec.store.sqlite.locks import RecoveryFileLocks
 from flowexec.store.sqlite.options import SqliteOptions
+from flowexec.store.sqlite.scheduling import SqliteScheduling
 from flowexec.store.urls import parse_sqlite_url
 
 log = logging.getLogger("flowexec.store.sqlite")
@@ -48,7 +49,7 @@ log = logging.getLogger("flowexec.store.sqlite")
 _STATUS_STATEMENTS = statements_by_effect(Q)
 
 
-class SqliteExecutionStore(SqlExecutionStore):
+class SqliteExecutionStore(SqliteScheduling, SqlExecutionStore):
     backend: ClassVar[str] = "sqlite"
     _locks: RecoveryFileLocks
 
@@ -269,9 +270,11 @@ class SqliteExecutionStore(SqlExecutionStore):
         timeout_ms: int,
         limit: int,
         flow_ids: list[str] | None,
+        running_limits: dict[str, int] | None = None,
     ) -> list[Row]:
-        """Claim up to `limit` runnable executions, oldest `available_at` first: their new
-        claim rows, in that order. The executions are left for the caller to mark."""
+        """Claim up to `limit` runnable executions, most urgent and oldest first, within the
+        flows' running limits: their new claim rows, in that order. The executions are left
+        for the caller to mark."""
         if limit <= 0:
             return []
         pick = Q.PICK_RUNNABLE if flow_ids is None else Q.PICK_RUNNABLE_FOR_FLOWS
@@ -280,6 +283,8 @@ class SqliteExecutionStore(SqlExecutionStore):
             "flow_ids": None if flow_ids is None else json.dumps(flow_ids),
             "now": now,
         }
+        if running_limits:
+            pick, pick_params["limits"] = self._pick_statement(running_limits, flow_ids)
         ids = [r["id"] for r in self._rows(conn, pick, pick_params)]
         if not ids:
             return []
@@ -311,7 +316,7 @@ class SqliteExecutionStore(SqlExecutionStore):
             completed = {w.execution_id for w in writes if self._apply_status(conn, now, w)}
             claims = self._claim_runnable(
                 conn, now, command.worker_id, command.timeout_ms,
-                command.limit + len(completed), command.flow_ids,
+                command.limit + len(completed), command.flow_ids, command.running_limits,
             )
             if not claims:
                 return [], completed
