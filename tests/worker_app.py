@@ -29,6 +29,9 @@ TREE = "tree"
 SLEEPER = "sleeper"
 FLOW = "chaos"
 LINGER = "linger"
+LIMITED = "limited"
+LIMITED_MAX_RUNNING = 2
+"""At most this many `limited` runs at once, across every worker."""
 GHOST = "ghost"
 """A flow no worker registers: its executions are only ever moved by the tests and recovery."""
 MAX_DEPTH = 3
@@ -98,6 +101,16 @@ async def linger(ctx: FlowContext) -> dict[str, Any]:
     await _mark(ctx, "start")
     if ctx.attempt <= int(ctx.integration["hang_attempts"]):
         await ctx.node("hang", asyncio.sleep, 300)
+    await _mark(ctx, "finish")
+    return _this_run(ctx)
+
+
+@app.flow(LIMITED, max_running=LIMITED_MAX_RUNNING)
+async def limited(ctx: FlowContext) -> dict[str, Any]:
+    """Marks, sleeps `seconds`, marks: its marks bound the time it ran."""
+    assert ctx.integration is not None
+    await _mark(ctx, "start")
+    await ctx.node("work", asyncio.sleep, float(ctx.integration["seconds"]))
     await _mark(ctx, "finish")
     return _this_run(ctx)
 
