@@ -44,6 +44,9 @@ async def slow(ctx: FlowContext) -> dict[str, Any]:
     return {"worker": ctx.worker_id}
 
 
+REPORT_SCHEDULE = "weekday-report"
+app.schedule("0 9 * * 1-5", flow_id=ECHO, schedule_id=REPORT_SCHEDULE, timezone="Europe/Berlin")
+
 empty_app = App()
 """An app with no flows: a worker must refuse to start on it."""
 not_an_app = "a string"

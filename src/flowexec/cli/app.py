@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "events": ("flowexec.cli.events_command", "events"),
     "claims": ("flowexec.cli.inspect_commands", "list_claims"),
     "stats": ("flowexec.cli.inspect_commands", "show_stats"),
+    "schedules": ("flowexec.cli.schedules_command", "list_schedules"),
     "demo": ("flowexec.cli.demo_command", "run_demo_command"),
 }
 """Each command's name, and the module and function that run it: a new command is one line."""

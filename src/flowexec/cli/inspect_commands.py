@@ -28,6 +28,7 @@ from flowexec.cli.render import (
     recovery_table,
     root_json,
     run_duration,
+    runs_text,
     status_text,
     stdout_console,
 )
@@ -80,7 +81,8 @@ def list_roots(
             "status": 9,
             "owner": min(max(len(r.execution.owner_id) for r in page), 10),
         }
-        for name in ("id", "status", "owner", "created", "duration", "levels", "nested"):
+        columns = ("id", "status", "owner", "created", "runs", "duration", "levels", "nested")
+        for name in columns:
             justify: Any = "right" if name in ("duration", "levels", "nested") else "left"
             table.add_column(
                 name, justify=justify, no_wrap=name != "owner", overflow="fold",
@@ -93,6 +95,7 @@ def list_roots(
                 status_text(e.status),
                 e.owner_id,
                 format_age(e.created_at, now),
+                runs_text(e, now),
                 format_duration(run_duration(e, now)),
                 str(root.levels),
                 str(root.total_nested),

@@ -10,6 +10,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Annotated, Any
 
 import typer
@@ -19,8 +20,10 @@ from flowexec.cli.events_command import print_events_until_done
 from flowexec.cli.render import (
     execution_json,
     format_duration,
+    format_time,
     print_json,
     run_duration,
+    runs_text,
     status_text,
     stdout_console,
 )
@@ -39,6 +42,7 @@ from flowexec.cli.session import (
     wants_json,
 )
 from flowexec.cli.submit_file import DEFAULT_BATCH_SIZE, submit_lines
+from flowexec.cli.when import parse_at, parse_in
 from flowexec.model import Execution, ExecutionStatus, check_id
 from flowexec.runtime import Client
 from flowexec.store.limits import MAX_CREATE_BATCH
@@ -84,6 +88,22 @@ def submit(
     no_start: Annotated[
         bool, typer.Option("--no-start", help="Create it, but run it only after `start`.")
     ] = False,
+    at: Annotated[
+        str | None,
+        typer.Option("--at", help="Run it from this time on, e.g. 2026-12-24T18:00Z."),
+    ] = None,
+    within: Annotated[
+        str | None,
+        typer.Option("--in", help="Run it after this long (database clock), e.g. 10m, 2h."),
+    ] = None,
+    key: Annotated[
+        str | None,
+        typer.Option("--key", help="Idempotency key: the flow's execution holding it is "
+                     "returned instead of creating another."),
+    ] = None,
+    priority: Annotated[
+        int, typer.Option("--priority", help="Lower runs first; default 0.")
+    ] = 0,
     wait: Annotated[
         bool, typer.Option("--wait", help="Wait until it finishes; exit 1 unless it completed.")
     ] = False,
@@ -101,7 +121,7 @@ def submit(
             "--from-file",
             metavar="FILE",
             help="Submit one execution per line of JSON Lines (keys owner_id, options, "
-            "integration, events); - reads stdin.",
+            "integration, events, run_at, delay, priority, idempotency_key); - reads stdin.",
         ),
     ] = None,
     batch_size: Annotated[
@@ -112,23 +132,27 @@ def submit(
         ),
     ] = DEFAULT_BATCH_SIZE,
 ) -> None:
-    """Create a root execution of a flow, runnable at once unless --no-start (or one per line
-    of --from-file, in batches); with --wait, print its events as they happen until it ends."""
+    """Create a root execution of a flow, runnable at once (or --at a time, or --in a while)
+    unless --no-start, or one per line of --from-file, in batches; with --wait, print its
+    events as they happen until it ends."""
     settings = settings_of(ctx)
     json_out = wants_json(ctx, as_json)
     if from_file is not None:
         given = [name for name, value in (("--options", options), ("--integration", integration),
-                 ("--event", events), ("--wait", wait)) if value]
+                 ("--event", events), ("--wait", wait), ("--at", at), ("--in", within),
+                ("--key", key), ("--priority", priority)) if value]
         if given:
             fail(f"{', '.join(given)} cannot be used with --from-file; each line carries "
-                 "its own options, integration and events", EXIT_BAD_INPUT)
+                 "its own fields", EXIT_BAD_INPUT)
         _submit_from_file(ctx, flow_id, from_file, owner, not no_start, batch_size, app_spec,
                           json_out)
         return
     if owner is None:
         fail("submit needs --owner (or --from-file)", EXIT_BAD_INPUT)
+    if at is not None and within is not None:
+        fail("give --at or --in, not both", EXIT_BAD_INPUT)
 
-    async def body() -> Execution:
+    async def body() -> tuple[Execution, datetime]:
         parsed_options = None if options is None else parse_json_object(options, "--options")
         parsed_integration = (
             None if integration is None else parse_json_object(integration, "--integration")
@@ -144,21 +168,25 @@ def submit(
                 integration=parsed_integration,
                 events=parsed_events,
                 start=not no_start,
+                run_at=None if at is None else parse_at(at),
+                delay=None if within is None else parse_in(within),
+                priority=priority,
+                idempotency_key=key,
             )
             if not wait:
-                return await client.get(execution_id)
+                return await client.get(execution_id), await store.now()
             waiting = asyncio.ensure_future(client.wait(execution_id, timeout=timeout))
             if not json_out:
                 stdout_console().print(f"submitted {execution_id}; waiting for it to finish")
                 await print_events_until_done(store, execution_id, waiting)
-            return await waiting
+            return await waiting, await store.now()
 
-    execution = run(settings, body())
+    execution, db_now = run(settings, body())
     now = execution.completed_at or execution.updated_at
     if json_out:
         print_json({"execution": execution_json(execution, now)})
     else:
-        _print_outcome(execution, waited=wait)
+        _print_outcome(execution, db_now, waited=wait)
     if wait and execution.status is not ExecutionStatus.COMPLETED:
         fail(_failure_line(execution), EXIT_FAILED)
 
@@ -191,7 +219,7 @@ def _submit_from_file(
     run(settings, body())
 
 
-def _print_outcome(execution: Execution, *, waited: bool) -> None:
+def _print_outcome(execution: Execution, now: datetime, *, waited: bool) -> None:
     console = stdout_console()
     line = status_text(execution.status)
     line.append(f" {execution.id} ({execution.flow_id}, owner {execution.owner_id})")
@@ -199,6 +227,8 @@ def _print_outcome(execution: Execution, *, waited: bool) -> None:
         line.append(f" in {format_duration(run_duration(execution, execution.updated_at))}")
     elif execution.available_at is None:
         line.append(f"; not started: run `flowexec start {execution.id}`")
+    elif runs_text(execution, now).startswith("in "):
+        line.append(f"; runs at {format_time(execution.available_at)}")
     else:
         line.append("; queued for a worker")
     console.print(line, soft_wrap=True)
