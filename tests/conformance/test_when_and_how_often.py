@@ -38,6 +38,7 @@ async def test_a_delayed_start_is_created_and_runnable_from_its_time(
     assert stored.status is S.CREATED
     assert stored.available_at == run_at
     assert await store.claim_next(WORKER, LONG_LEASE_MS) == []
+    assert (await store.get_stats()).oldest_queued_at is None  # waiting for its time
     await wait_until_past(store, run_at)
     [claim] = await store.claim_next(WORKER, LONG_LEASE_MS)
     assert claim.execution_id == delayed.id

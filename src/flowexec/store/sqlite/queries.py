@@ -544,7 +544,7 @@ STATS_EXTRA = """
         (SELECT count(*) FROM {p}execution_claims c WHERE c.status = 'active'
             AND c.expires_at > :now) AS active_claims,
         (SELECT min(available_at) FROM {p}executions
-            WHERE status = 'created' AND available_at IS NOT NULL) AS oldest_queued_at,
+            WHERE status = 'created' AND available_at <= :now) AS oldest_queued_at,
         (SELECT count(*) FROM {p}execution_recovery
             WHERE recovered_at > :now - 3600000000) AS recoveries_last_hour
 """
