@@ -116,6 +116,21 @@ async def load(pg: PostgresBench, prefix: str, *loads: Load, vacuum: bool = Fals
     return total
 
 
+async def spread_priorities(pg: PostgresBench, prefix: str, id_prefix: str, levels: int) -> None:
+    """Give a load's executions priorities -1, 0, 1, ... in turn (by id), as a queue in use has,
+    then VACUUM ANALYZE the table again."""
+    statement = (
+        "UPDATE {p}executions SET priority = right(id, 8)::int %% %(levels)s - %(levels)s / 2"
+        " WHERE starts_with(id, %(id_prefix)s)"
+    )
+    async with await pg.connect() as conn:
+        await conn.execute(
+            statement.replace("{p}", prefix).encode(), {"levels": levels, "id_prefix": id_prefix}
+        )
+        table = sql.Identifier(prefix + "executions")
+        await conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(table))
+
+
 async def truncate(pg: PostgresBench, prefix: str) -> None:
     await pg.execute(
         "TRUNCATE {p}executions, {p}execution_claims, {p}execution_recovery, "

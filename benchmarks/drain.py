@@ -45,7 +45,7 @@ _RAW_CLAIM = """
     WHERE id IN (
         SELECT id FROM {p}executions
         WHERE status = 'created' AND available_at <= now()
-        ORDER BY available_at, id
+        ORDER BY priority, available_at, id
         LIMIT %(limit)s
         FOR UPDATE SKIP LOCKED)
     RETURNING id

@@ -6,6 +6,7 @@ its released claim row, vacuumed as old history would be), and `busy` the large 
 5,000 `running` executions whose workers hold live leases (every running execution has one). A
 worker claims one (or ten) at a time and finishes what it claimed (untimed), as the runtime
 does, so the queue moves on and live claims do not pile up. Repetitions interleave the three.
+The queue holds three priorities (-1, 0, 1) in turn, so the runnable index's order is in use.
 The statement runs prepared, as psycopg does after a few executions, so generic plans count.
 Besides `claim_next` (the issue's target), the same for the `Worker`'s own call,
 `claim_and_start`, where each timed call also completes the batch the previous one started.
@@ -28,7 +29,7 @@ from benchmarks._common import (
     ratio,
     repeat,
 )
-from benchmarks._load import LIVE_LEASE_S, Load, load
+from benchmarks._load import LIVE_LEASE_S, Load, load, spread_priorities
 from flowexec.model import Completion, ExecutionStatus
 from flowexec.store.protocol import ExecutionStore
 
@@ -37,6 +38,7 @@ TIMEOUT_MS = 60_000
 CALLS = (("claim_next", 1), ("claim_next", 10), ("claim_and_start", 10))
 WARMUP_CALLS = 20
 TARGET_RATIO = 1.5
+PRIORITY_LEVELS = 3
 
 
 async def claim_latency(store: ExecutionStore, method: str, calls: int, limit: int) -> float:
@@ -107,6 +109,7 @@ async def run(ctx: Context) -> list[Table]:
                         f" and a queue of {queue:,}")
                 await load(pg, prefixes[name], *loads, Load("Q", queue, status="created"),
                            vacuum=True)
+                await spread_priorities(pg, prefixes[name], "Q", PRIORITY_LEVELS)
             for method, limit in CALLS:
                 for store in stores.values():
                     await claim_latency(store, method, WARMUP_CALLS, limit)

@@ -33,6 +33,9 @@ STEPS = "steps"
 NAP = "nap"
 PARENT = "parent"
 KID = "kid"
+LIMITED = "limited"
+LIMITED_MAX_RUNNING = 2
+"""At most this many `limited` runs at once, across every worker."""
 GHOST = "ghost"
 """A flow no worker registers: its executions are only ever moved by the tests and recovery."""
 MAX_DEPTH = 3
@@ -166,6 +169,14 @@ async def kid(ctx: FlowContext) -> int:
     assert ctx.event is not None and isinstance(ctx.event.payload, dict)
     await asyncio.sleep(float(ctx.event.payload["seconds"]))
     return int(ctx.event.payload["i"])
+@app.flow(LIMITED, max_running=LIMITED_MAX_RUNNING)
+async def limited(ctx: FlowContext) -> dict[str, Any]:
+    """Marks, sleeps `seconds`, marks: its marks bound the time it ran."""
+    assert ctx.integration is not None
+    await _mark(ctx, "start")
+    await ctx.node("work", asyncio.sleep, float(ctx.integration["seconds"]))
+    await _mark(ctx, "finish")
+    return _this_run(ctx)
 
 
 async def main() -> None:

@@ -56,6 +56,8 @@ async def fan(ctx: FlowContext) -> int:
         await ctx.emit("child", None, flow_id=FAIL)
     return 0
 
+REPORT_SCHEDULE = "weekday-report"
+app.schedule("0 9 * * 1-5", flow_id=ECHO, schedule_id=REPORT_SCHEDULE, timezone="Europe/Berlin")
 
 empty_app = App()
 """An app with no flows: a worker must refuse to start on it."""

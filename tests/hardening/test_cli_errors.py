@@ -44,6 +44,10 @@ BAD_ARGUMENTS: dict[str, list[list[str]]] = {
         ["flow", "--owner", "o", "--options", '{"execution": {"node_timeout_ms": 1e400}}'],
         ["flow", "--owner", "o", "--wait", "--timeout", "-1"],
         ["flow", "--owner", "o", "--force", "extra"],
+        ["flow", "--owner", "o", "--at", NOT_UTF8],
+        ["flow", "--owner", "o", "--in", "-5m"],
+        ["flow", "--owner", "o", "--key", "k\x00"],
+        ["flow", "--owner", "o", "--priority", "99999999"],
     ],
     "start": [[NOT_UTF8], ["a\x00b"], ["x" * 300]],
     "stop": [[NOT_UTF8], [" padded "], ["id", "--reason", "r\x00"]],
@@ -68,6 +72,7 @@ BAD_ARGUMENTS: dict[str, list[list[str]]] = {
               ["--insecure-no-auth", "--host", "0.0.0.0"], ["--shutdown-grace", "-1"]],
     "tokens": [["create"], ["create", "--owner", NOT_UTF8], ["create", "--owner", "o", "--name",
                "has space"], ["revoke", "nope"], ["revoke", NOT_UTF8], ["bogus"]],
+    "schedules": [["--app", NOT_UTF8], ["--app", "tests.cli.cli_app:not_an_app"], []],
 }
 GLOBAL_MISTAKES: list[list[str]] = [
     ["--table-prefix", "ok_prefix\n", "ls", "flow"],

@@ -48,6 +48,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "claims": ("flowexec.cli.inspect_commands", "list_claims"),
     "stats": ("flowexec.cli.inspect_commands", "show_stats"),
     "workers": ("flowexec.cli.workers_command", "list_workers"),
+    "schedules": ("flowexec.cli.schedules_command", "list_schedules"),
     "demo": ("flowexec.cli.demo_command", "run_demo_command"),
     "serve": ("flowexec.cli.serve_command", "serve"),
     "tokens": ("flowexec.cli.tokens_commands", "tokens"),

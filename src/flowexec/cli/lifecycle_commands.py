@@ -10,6 +10,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Annotated, Any
 
 import typer
@@ -19,8 +20,10 @@ from flowexec.cli.events_command import print_events_until_done
 from flowexec.cli.render import (
     execution_json,
     format_duration,
+    format_time,
     print_json,
     run_duration,
+    runs_text,
     status_text,
     stdout_console,
 )
@@ -39,6 +42,7 @@ from flowexec.cli.session import (
     wants_json,
 )
 from flowexec.cli.submit_file import DEFAULT_BATCH_SIZE, submit_lines
+from flowexec.cli.when import parse_at, parse_in
 from flowexec.cli.workers_command import refuse_unserved_flow
 from flowexec.model import Execution, ExecutionStatus, check_id
 from flowexec.runtime import Client
@@ -85,6 +89,22 @@ def submit(
     no_start: Annotated[
         bool, typer.Option("--no-start", help="Create it, but run it only after `start`.")
     ] = False,
+    at: Annotated[
+        str | None,
+        typer.Option("--at", help="Run it from this time on, e.g. 2026-12-24T18:00Z."),
+    ] = None,
+    within: Annotated[
+        str | None,
+        typer.Option("--in", help="Run it after this long (database clock), e.g. 10m, 2h."),
+    ] = None,
+    key: Annotated[
+        str | None,
+        typer.Option("--key", help="Idempotency key: the flow's execution holding it is "
+                     "returned instead of creating another."),
+    ] = None,
+    priority: Annotated[
+        int, typer.Option("--priority", help="Lower runs first; default 0.")
+    ] = 0,
     wait: Annotated[
         bool, typer.Option("--wait", help="Wait until it finishes; exit 1 unless it completed.")
     ] = False,
@@ -110,7 +130,7 @@ def submit(
             "--from-file",
             metavar="FILE",
             help="Submit one execution per line of JSON Lines (keys owner_id, options, "
-            "integration, events); - reads stdin.",
+            "integration, events, run_at, delay, priority, idempotency_key); - reads stdin.",
         ),
     ] = None,
     batch_size: Annotated[
@@ -124,16 +144,18 @@ def submit(
         bool, typer.Option("--force", help="Submit even if no worker runs the flow lately.")
     ] = False,
 ) -> None:
-    """Create a root execution of a flow, runnable at once unless --no-start (or one per line
-    of --from-file, in batches); with --wait, print its events as they happen until it ends."""
+    """Create a root execution of a flow, runnable at once (or --at a time, or --in a while)
+    unless --no-start, or one per line of --from-file, in batches; with --wait, print its
+    events as they happen until it ends."""
     settings = settings_of(ctx)
     json_out = wants_json(ctx, as_json)
     if from_file is not None:
         given = [name for name, value in (("--options", options), ("--integration", integration),
-                 ("--event", events), ("--wait", wait), ("--tree", tree)) if value]
+                 ("--event", events), ("--wait", wait), ("--tree", tree), ("--at", at),
+                 ("--in", within), ("--key", key), ("--priority", priority)) if value]
         if given:
             fail(f"{', '.join(given)} cannot be used with --from-file; each line carries "
-                 "its own options, integration and events", EXIT_BAD_INPUT)
+                 "its own fields", EXIT_BAD_INPUT)
         _submit_from_file(ctx, flow_id, from_file, owner, not no_start, batch_size, app_spec,
                           json_out, force)
         return
@@ -141,8 +163,10 @@ def submit(
         fail("submit needs --owner (or --from-file)", EXIT_BAD_INPUT)
     if tree and not wait:
         fail("--tree only applies with --wait", EXIT_BAD_INPUT)
+    if at is not None and within is not None:
+        fail("give --at or --in, not both", EXIT_BAD_INPUT)
 
-    async def body() -> tuple[Execution, list[Execution]]:
+    async def body() -> tuple[Execution, list[Execution], datetime]:
         parsed_options = None if options is None else parse_json_object(options, "--options")
         parsed_integration = (
             None if integration is None else parse_json_object(integration, "--integration")
@@ -159,20 +183,25 @@ def submit(
                 integration=parsed_integration,
                 events=parsed_events,
                 start=not no_start,
+                run_at=None if at is None else parse_at(at),
+                delay=None if within is None else parse_in(within),
+                priority=priority,
+                idempotency_key=key,
             )
             _warn(warning)
             if not wait:
-                return await client.get(execution_id), []
+                return await client.get(execution_id), [], await store.now()
             waiting = asyncio.ensure_future(client.wait(execution_id, timeout=timeout, tree=tree))
             if not json_out:
                 stdout_console().print(f"submitted {execution_id}; waiting for it to finish")
                 await print_events_until_done(store, execution_id, waiting)
             execution = await waiting
             if not tree:
-                return execution, []
-            return execution, [n.execution for n in await store.get_execution_tree(execution_id)]
+                return execution, [], await store.now()
+            tree_nodes = await store.get_execution_tree(execution_id)
+            return execution, [n.execution for n in tree_nodes], await store.now()
 
-    execution, descendants = run(settings, body())
+    execution, descendants, db_now = run(settings, body())
     not_completed = [e.id for e in descendants if e.status is not ExecutionStatus.COMPLETED]
     now = execution.completed_at or execution.updated_at
     if json_out:
@@ -181,7 +210,7 @@ def submit(
             shown["tree"] = {"executions": len(descendants), "not_completed": not_completed}
         print_json(shown)
     else:
-        _print_outcome(execution, waited=wait)
+        _print_outcome(execution, db_now, waited=wait)
         if tree:
             stdout_console().print(
                 f"tree: {len(descendants)} executions, {len(not_completed)} not completed"
@@ -230,7 +259,7 @@ def _warn(warning: str | None) -> None:
         sys.stderr.write(warning + "\n")
 
 
-def _print_outcome(execution: Execution, *, waited: bool) -> None:
+def _print_outcome(execution: Execution, now: datetime, *, waited: bool) -> None:
     console = stdout_console()
     line = status_text(execution.status)
     line.append(f" {execution.id} ({execution.flow_id}, owner {execution.owner_id})")
@@ -238,6 +267,8 @@ def _print_outcome(execution: Execution, *, waited: bool) -> None:
         line.append(f" in {format_duration(run_duration(execution, execution.updated_at))}")
     elif execution.available_at is None:
         line.append(f"; not started: run `flowexec start {execution.id}`")
+    elif runs_text(execution, now).startswith("in "):
+        line.append(f"; runs at {format_time(execution.available_at)}")
     else:
         line.append("; queued for a worker")
     console.print(line, soft_wrap=True)

@@ -17,6 +17,7 @@ from flowexec.cli.render import (
     print_json,
     root_json,
     run_duration,
+    runs_text,
     status_text,
     stdout_console,
 )
@@ -93,7 +94,8 @@ def list_roots(
             return
         cells: list[list[Cell]] = [
             [r.execution.id, status_text(r.execution.status),
-             format_age(r.execution.created_at, now), r.execution.owner_id,
+             format_age(r.execution.created_at, now), runs_text(r.execution, now),
+             r.execution.owner_id,
              format_duration(run_duration(r.execution, now)), str(r.total_nested),
              str(r.levels)]
             for r in page
@@ -115,6 +117,7 @@ ROOT_COLUMNS = (
     Column("id"),
     Column("status"),
     Column("created", priority=1),
+    Column("runs", priority=2),
     Column("owner", priority=2, folds=True),
     Column("duration", priority=3, justify="right"),
     Column("nested", priority=4, justify="right"),

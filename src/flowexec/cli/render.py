@@ -125,6 +125,18 @@ def format_age(value: datetime | None, now: datetime) -> str:
     return f"in {format_duration(-delta)}"
 
 
+def runs_text(execution: Execution, now: datetime) -> str:
+    """When a created execution will run: `on start`, `in 9m59s` (a delayed start or a
+    retry's backoff), `queued`; `-` once it ran or while a worker holds it."""
+    if execution.status is not ExecutionStatus.CREATED or execution.processing_worker_id:
+        return "-"
+    if execution.available_at is None:
+        return "on start"
+    if execution.available_at > now:
+        return f"in {format_duration(execution.available_at - now)}"
+    return "queued"
+
+
 def event_label(execution: Execution) -> str | None:
     """The event that spawned a child (its first external event's name)."""
     events = execution.external_events or []

@@ -1,7 +1,8 @@
 """`flowexec submit FLOW --from-file FILE`: root executions from JSON Lines, in batches.
 
 Each non-blank line is one JSON object with the keys of a `Client.create_many` item
-(`owner_id`, `options`, `integration`, `events`); `--owner` gives the owner of lines without
+(`owner_id`, `options`, `integration`, `events`, `run_at` as ISO 8601 text, `delay` in
+seconds, `priority`, `idempotency_key`); `--owner` gives the owner of lines without
 one. Each batch is one `create_many`, so it is written whole or not at all, and its ids are
 printed once it committed: when a later batch fails, the output holds every execution that
 was created and the error names the line from which nothing was written.
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from flowexec.cli.session import UsageError, parse_json_object
+from flowexec.cli.when import parse_at
 from flowexec.errors import ValidationError
 from flowexec.runtime.client import Client, InvalidItem
 from flowexec.store.protocol import ExecutionStore
@@ -49,6 +51,8 @@ def read_items(lines: Iterable[str], source: str, owner: str | None) -> Iterator
         item = parse_json_object(text, f"--from-file {source} line {number}")
         if owner is not None:
             item.setdefault("owner_id", owner)
+        if isinstance(item.get("run_at"), str):
+            item["run_at"] = parse_at(item["run_at"], f"--from-file {source} line {number} run_at")
         yield number, item
 
 

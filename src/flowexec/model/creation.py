@@ -20,6 +20,10 @@ from flowexec.model.checks import (
 from flowexec.model.records import Execution, ExecutionOptions
 from flowexec.model.status import ExecutionStatus, check_status
 
+MIN_PRIORITY = -1_000_000
+MAX_PRIORITY = 1_000_000
+"""Priorities are integers in this range; lower runs first, the default is 0."""
+
 CROCKFORD_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
@@ -53,8 +57,12 @@ def new_execution(
     external_events: Sequence[Mapping[str, JSON]] | None = None,
     id: str | None = None,
     max_depth: int = DEFAULT_MAX_DEPTH,
+    priority: int | None = None,
+    idempotency_key: str | None = None,
+    run_at: datetime | None = None,
 ) -> Execution:
-    """A new execution with its root, parent and depth filled in from `parent`."""
+    """A new execution with its root, parent and depth filled in from `parent`; a child
+    inherits its parent's priority unless `priority` says otherwise."""
     check_id(flow_id, "flow_id")
     check_id(owner_id, "owner_id")
     execution_id = new_id() if id is None else check_id(id, "id")
@@ -77,6 +85,9 @@ def new_execution(
         options=ExecutionOptions.parse(options),
         integration=None if integration is None else dict(integration),
         external_events=None if external_events is None else [dict(e) for e in external_events],
+        available_at=run_at,
+        priority=(parent.priority if parent is not None else 0) if priority is None else priority,
+        idempotency_key=idempotency_key,
     )
     check_new_execution(execution, max_depth=max_depth)
     return execution
@@ -111,6 +122,11 @@ def check_new_execution(execution: object, *, max_depth: int = DEFAULT_MAX_DEPTH
             raise ValidationError("a child execution has execution_depth of at least 1")
     check_datetime(e.created_at, "created_at")
     check_datetime(e.updated_at, "updated_at")
+    if e.available_at is not None:
+        check_datetime(e.available_at, "run_at")
+    check_int_range(e.priority, "priority", MIN_PRIORITY, MAX_PRIORITY)
+    if e.idempotency_key is not None:
+        check_id(e.idempotency_key, "idempotency_key")
     ExecutionOptions.parse(e.options)
     if e.integration is not None:
         if not isinstance(e.integration, dict):

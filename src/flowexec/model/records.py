@@ -119,8 +119,13 @@ class Execution:
     processing_started_at: datetime | None = None
     processing_worker_id: str | None = None
     available_at: datetime | None = None
-    """When the queue may hand it out; `None` while it is created but not started."""
+    """When the queue may hand it out; `None` while it is created but not started. On a new
+    execution: the earliest time it may run (its delayed start), or `None` for at once."""
     result: JSON = None
+    priority: int = 0
+    """Lower runs first; executions of one priority run oldest first."""
+    idempotency_key: str | None = None
+    """Unique per flow while the execution exists: a second create with it finds this one."""
 
     def content_differences(self, other: Execution) -> list[str]:
         """Fields a caller chose that differ; timestamps and progress are not content. JSON is
@@ -133,6 +138,8 @@ class Execution:
             "parent_execution_id",
             "execution_depth",
             "options",
+            "priority",
+            "idempotency_key",
         )
         differences = [n for n in names if getattr(self, n) != getattr(other, n)]
         differences += [
@@ -274,3 +281,13 @@ class FlowQueueStats:
         if self.oldest_queued_at is None:
             return 0.0
         return max((self.measured_at - self.oldest_queued_at).total_seconds(), 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleSlot:
+    """A cron slot a scheduler filled: the execution created for it, once per slot."""
+
+    schedule_id: str
+    slot_at: datetime
+    execution_id: str
+    created_at: datetime

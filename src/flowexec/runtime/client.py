@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Container, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from flowexec.closing import AsyncClosing
@@ -45,6 +46,8 @@ WAIT_FIRST_POLL_S = 0.02
 WAIT_POLL_GROWTH = 1.5
 """`wait` polls quickly at first, then each pause is this much longer, up to the maximum."""
 MAX_POLL_INTERVAL_S = 0.5
+MAX_DELAY_S = 10 * 366 * 86400
+"""A delayed start lies at most about ten years ahead."""
 
 
 class Client(AsyncClosing):
@@ -94,13 +97,32 @@ class Client(AsyncClosing):
         integration: Mapping[str, JSON] | None = None,
         events: Sequence[FlowEvent | Mapping[str, Any]] | None = None,
         start: bool = True,
+        run_at: datetime | None = None,
+        delay: timedelta | float | None = None,
+        priority: int = 0,
+        idempotency_key: str | None = None,
     ) -> str:
-        """Create a root execution (runnable at once unless `start=False`); returns its id."""
+        """Create a root execution; returns its id.
+
+        It is runnable at once, or from `run_at` or after `delay` (a timedelta or seconds,
+        from the database's clock), unless `start=False`. `priority`: lower runs first. With
+        `idempotency_key`, a flow's execution that already holds the key is returned instead
+        of creating another one.
+        """
         self._check_flow(flow_id)
+        when = await self._start_time(run_at, delay)
         execution = _new_root(
-            flow_id, owner_id=owner_id, options=options, integration=integration, events=events
+            flow_id, owner_id=owner_id, options=options, integration=integration, events=events,
+            run_at=when, priority=priority, idempotency_key=idempotency_key,
         )
-        await self._store.create(execution, start=bool(start))
+        execution_id = await self._store.create(execution, start=bool(start))
+        if execution_id != execution.id:
+            log.info(
+                "execution %s of %s already holds idempotency key %r",
+                execution_id, flow_id, idempotency_key,
+                extra={"execution_id": execution_id, "flow_id": flow_id},
+            )
+            return execution_id
         log.info(
             "created execution %s of %s%s",
             execution.id, flow_id, "" if start else " (not started)",
@@ -115,18 +137,43 @@ class Client(AsyncClosing):
         `MAX_CREATE_BATCH`); returns their ids in the order of `items`.
 
         Each item holds `create`'s keyword arguments: `owner_id`, and optionally `options`,
-        `integration` and `events`. A bad item raises `InvalidItem`, naming its index.
+        `integration`, `events`, `run_at`, `delay`, `priority` and `idempotency_key`. An item
+        whose key an execution already holds gets that execution's id. A bad item raises
+        `InvalidItem`, naming its index.
         """
         self._check_flow(flow_id)
         check_sequence(items, "items must be a sequence of dicts")
-        executions = [_new_item(flow_id, n, item) for n, item in enumerate(items)]
-        await self._store.create_many(executions, start=bool(start))
+        needs_clock = any(isinstance(i, Mapping) and i.get("delay") is not None for i in items)
+        now = await self._store.now() if needs_clock else None
+        executions = [_new_item(flow_id, n, item, now) for n, item in enumerate(items)]
+        inserted = await self._store.create_many(executions, start=bool(start))
         log.info(
             "created %d executions of %s%s",
-            len(executions), flow_id, "" if start else " (not started)",
+            len(inserted), flow_id, "" if start else " (not started)",
             extra={"flow_id": flow_id},
         )
-        return [e.id for e in executions]
+        return [
+            await self._holder_id(e) if e.id not in inserted else e.id for e in executions
+        ]
+
+    async def _holder_id(self, execution: Execution) -> str:
+        """The id of the execution `create_many` left out: its own, or the key holder's."""
+        if execution.idempotency_key is not None:
+            holder = await self._store.get_by_idempotency_key(
+                execution.flow_id, execution.idempotency_key
+            )
+            if holder is not None:
+                return holder.id
+        return execution.id
+
+    async def _start_time(
+        self, run_at: datetime | None, delay: timedelta | float | None
+    ) -> datetime | None:
+        if run_at is not None and delay is not None:
+            raise ValidationError("give run_at or delay, not both")
+        if delay is None:
+            return run_at
+        return await self._store.now() + _as_delay(delay)
 
     def _check_flow(self, flow_id: str) -> None:
         check_id(flow_id, "flow_id")
@@ -288,7 +335,10 @@ class InvalidItem(ValidationError):
         self.reason = reason
 
 
-ITEM_KEYS = frozenset({"owner_id", "options", "integration", "events"})
+ITEM_KEYS = frozenset({
+    "owner_id", "options", "integration", "events", "run_at", "delay", "priority",
+    "idempotency_key",
+})
 """What an item of `Client.create_many` may hold: `create`'s keyword arguments."""
 
 
@@ -299,6 +349,9 @@ def _new_root(
     options: ExecutionOptions | Mapping[str, Any] | None = None,
     integration: Mapping[str, JSON] | None = None,
     events: Sequence[FlowEvent | Mapping[str, Any]] | None = None,
+    run_at: datetime | None = None,
+    priority: int = 0,
+    idempotency_key: str | None = None,
 ) -> Execution:
     if integration is not None and not isinstance(integration, Mapping):
         raise ValidationError(
@@ -310,10 +363,25 @@ def _new_root(
         options=options,
         integration=integration,
         external_events=parse_events(events),
+        run_at=run_at,
+        priority=priority,
+        idempotency_key=idempotency_key,
     )
 
 
-def _new_item(flow_id: str, index: int, item: object) -> Execution:
+def _as_delay(delay: object) -> timedelta:
+    if isinstance(delay, timedelta):
+        seconds = delay.total_seconds()
+    elif isinstance(delay, (int, float)) and not isinstance(delay, bool):
+        seconds = float(delay)
+    else:
+        raise ValidationError(f"delay must be a timedelta or seconds, not {type(delay).__name__}")
+    if not 0 <= seconds <= MAX_DELAY_S:
+        raise ValidationError(f"delay must be between 0 and {MAX_DELAY_S} seconds, got {seconds}")
+    return timedelta(seconds=seconds)
+
+
+def _new_item(flow_id: str, index: int, item: object, now: datetime | None) -> Execution:
     if not isinstance(item, Mapping):
         raise InvalidItem(index, f"an item is a dict, not {type(item).__name__}")
     unknown = sorted(str(key) for key in set(item) - ITEM_KEYS)
@@ -322,6 +390,13 @@ def _new_item(flow_id: str, index: int, item: object) -> Execution:
     if "owner_id" not in item:
         raise InvalidItem(index, "an item needs an owner_id")
     try:
-        return _new_root(flow_id, **item)
+        fields = dict(item)
+        delay = fields.pop("delay", None)
+        if delay is not None:
+            if fields.get("run_at") is not None:
+                raise ValidationError("give run_at or delay, not both")
+            assert now is not None, "create_many reads the clock when an item has a delay"
+            fields["run_at"] = now + _as_delay(delay)
+        return _new_root(flow_id, **fields)
     except ValidationError as exc:
         raise InvalidItem(index, str(exc)) from None

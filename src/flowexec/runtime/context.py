@@ -325,12 +325,14 @@ class FlowContext:
         *,
         flow_id: str | None = None,
         key: str | None = None,
+        priority: int | None = None,
     ) -> str:
         """Spawn a child execution triggered by this event; returns the child's id.
 
-        The child runs `flow_id` (default: this flow) with this execution's owner, options and
-        integration. Its id comes from the emit's content (or from `key`, when given), so a
-        re-run of this execution re-creates the same children instead of duplicating them.
+        The child runs `flow_id` (default: this flow) with this execution's owner, options,
+        integration and priority (unless `priority` is given). Its id comes from the emit's
+        content (or from `key`, when given), so a re-run of this execution re-creates the same
+        children instead of duplicating them.
         A `key` reused with other content raises `ExecutionExists` (nothing is overwritten).
         """
         event = make_event(event_name, payload)
@@ -355,6 +357,7 @@ class FlowContext:
             external_events=[with_trace_context(event.to_json())],
             id=child_execution_id(self.execution_id, *identity),
             max_depth=self._max_depth,
+            priority=priority,
         )
         await self._lease.create_child(child)
         self._lease.record(

@@ -2,12 +2,14 @@
 §4, §5, §7).
 
 The worker composes one loop per job around one store:
-- claiming (here): `claim_and_start` in batches up to the free capacity, completing in the
-  same transaction the runs that returned since the last one; sleeps on `wait_for_work`
-  (LISTEN/NOTIFY on Postgres, polling on SQLite) or until a run returns or ends;
+- claiming (here): `claim_and_start` in batches up to the free capacity and within the flows'
+  `max_running`, completing in the same transaction the runs that returned since the last
+  one; sleeps on `wait_for_work` (LISTEN/NOTIFY on Postgres, polling on SQLite) or until a
+  run returns or ends;
 - leases (`LeaseKeeper`): heartbeats, and a watchdog for leases that ran out;
 - control (`ControlPoller`): stop and pause arrive within a poll;
 - recovery (`RecoveryService`, optional): the elected sweeper that requeues dead workers' runs;
+- scheduling (`Scheduler`, when the app declares schedules): the elected filler of cron slots;
 - events (`EventBuffer`): writes the runs' buffered events, many executions per statement.
 Shutdown (SIGTERM/SIGINT or `stop()`) stops claiming, gives runs `shutdown_grace_s` to finish,
 then puts the rest back in the queue without counting a failure; a second signal exits at once.
@@ -40,6 +42,7 @@ from flowexec.runtime.observer import NO_OBSERVER, WorkerObserver
 from flowexec.runtime.presence import WorkerPresence
 from flowexec.runtime.recovery import RecoveryService
 from flowexec.runtime.run import ExecutionRun, RunSettings
+from flowexec.runtime.scheduler import Scheduler
 from flowexec.runtime.settings import WORKER_KEYWORDS, WorkerSettings
 from flowexec.runtime.signals import stop_signals_to, why_not_route_signals
 from flowexec.runtime.stores import use_store
@@ -189,8 +192,16 @@ class Worker:
                 observer=self._observer,
             )
         )
-        # Recovery is stopped, not cancelled, so that it gives its lock back.
+        scheduler = (
+            Scheduler(store, self.app.schedules, worker_id=self.worker_id)
+            if self.app.schedules
+            else None
+        )
+        # Recovery and scheduling are stopped, not cancelled, so that they give their locks
+        # back.
         sweeping = [] if recovery is None else [asyncio.create_task(recovery.run())]
+        if scheduler is not None:
+            sweeping.append(asyncio.create_task(scheduler.run()))
         self.log.info(
             "worker started: flows %s, concurrency %d, backend %s",
             ", ".join(self.app.flow_ids), settings.concurrency, store.backend,
@@ -201,6 +212,8 @@ class Worker:
             finally:
                 if recovery is not None:
                     recovery.stop()
+                if scheduler is not None:
+                    scheduler.stop()
                 await end_tasks(loops, grace_s=0)
                 await end_tasks(sweeping, grace_s=GIVE_BACK_TIMEOUT_S)
                 await end_tasks(list(self._tasks.values()), grace_s=0)
@@ -259,6 +272,7 @@ class Worker:
                         limit=free,
                         flow_ids=self.app.flow_ids,
                         complete=[completion for completion, _ in taken],
+                        running_limits=self.app.running_limits,
                     )
                 except Exception as exc:
                     CompletionQueue.settle(taken, ())  # those runs write their own outcome

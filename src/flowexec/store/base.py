@@ -6,7 +6,7 @@ write was refused.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from flowexec.errors import (
@@ -73,12 +73,14 @@ from flowexec.store.rows import (
     stats_from_rows,
     tree_node_from_row,
 )
+from flowexec.store.scheduling import ScheduleSlotsFacade, check_running_limits
 from flowexec.store.status_listing import StatusListingFacade
 from flowexec.store.tokens import TokenFacade
 from flowexec.store.workers import WorkerRegistryFacade
 
 
 class SqlExecutionStore(
+    ScheduleSlotsFacade,
     TokenFacade,
     FlowCountsFacade,
     EventLogFacade,
@@ -97,7 +99,7 @@ class SqlExecutionStore(
         *,
         start: bool = True,
         fence: Fence | None = None,
-    ) -> None:
+    ) -> str:
         e = check_new_execution(execution, max_depth=self.max_depth)
         if fence is not None and (not isinstance(fence, tuple) or len(fence) != 2):
             raise ValidationError(f"fence must be a (worker_id, epoch) pair, not {fence!r:.60}")
@@ -105,11 +107,23 @@ class SqlExecutionStore(
         if checked_fence is not None and e.parent_execution_id is None:
             raise ValidationError("a fence guards a child's parent; a root has no parent")
         params = encode_new_execution(e)
-        if await self._insert_execution(params, start=start, fence=checked_fence):
-            if start:
-                self._signal_work()
-            return
-        await self._explain_refused_insert(e, checked_fence)
+        while True:
+            if await self._insert_execution(params, start=start, fence=checked_fence):
+                if start:
+                    self._signal_work()
+                return e.id
+            if e.idempotency_key is not None and await self._fetch_execution(e.id) is None:
+                holder = await self._fetch_by_key(e.flow_id, e.idempotency_key)
+                if holder is not None:
+                    return str(holder["id"])
+                if e.parent_execution_id is None:
+                    continue  # the holder was deleted meanwhile: the key is free again
+            await self._explain_refused_insert(e, checked_fence)
+            return e.id
+
+    async def get_by_idempotency_key(self, flow_id: str, key: str) -> Execution | None:
+        row = await self._fetch_by_key(check_id(flow_id, "flow_id"), check_id(key, "key"))
+        return None if row is None else execution_from_row(row)
 
     async def create_many(
         self, executions: Sequence[Execution], *, start: bool = True
@@ -289,6 +303,7 @@ class SqlExecutionStore(
         limit: int = 1,
         flow_ids: Sequence[str] | None = None,
         complete: Sequence[Completion] = (),
+        running_limits: Mapping[str, int] | None = None,
     ) -> WorkBatch:
         check_id(worker_id, "worker_id")
         check_timeout_ms(timeout_ms)
@@ -300,7 +315,10 @@ class SqlExecutionStore(
         if limit == 0 and not completions:
             return WorkBatch(started=[], completed=frozenset())
         rows, completed = await self._claim_and_start(
-            ClaimAndStart(worker_id, timeout_ms, limit, flows, completions)
+            ClaimAndStart(
+                worker_id, timeout_ms, limit, flows, completions,
+                check_running_limits(running_limits),
+            )
         )
         return WorkBatch(
             started=[started_from_row(r) for r in rows], completed=frozenset(completed)

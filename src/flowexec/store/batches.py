@@ -54,6 +54,7 @@ class CreateBatch:
                 **encode_new_execution(e),
                 "created_at": encoding.time(e.created_at),
                 "updated_at": encoding.time(e.updated_at),
+                "run_at": None if e.available_at is None else encoding.time(e.available_at),
                 "anchor_id": None if anchor is None else anchor[0],
                 "anchor_depth": None if anchor is None else anchor[1],
             })
@@ -66,19 +67,31 @@ class CreateBatch:
     def not_inserted(self, inserted: set[str]) -> list[str]:
         return [e.id for e in self.executions if e.id not in inserted]
 
+    def keys_not_inserted(self, inserted: set[str]) -> list[tuple[str, str]]:
+        """(flow_id, idempotency_key) of the keyed executions the insert left out."""
+        return [
+            (e.flow_id, e.idempotency_key)
+            for e in self.executions
+            if e.id not in inserted and e.idempotency_key is not None
+        ]
+
     def settle(self, inserted: set[str], stored: list[Row]) -> None:
         """Inside the batch's transaction: may it commit, given what was not inserted?
 
-        `stored` holds the rows, read after the insert, of ids the insert left out.
+        `stored` holds the rows, read after the insert, of ids the insert left out and of
+        the idempotency keys they carry. An execution whose key another one holds is left
+        out, as `create` leaves it out.
         """
         rows = {row["id"]: row for row in stored}
+        keyed = {(row["flow_id"], row["idempotency_key"]) for row in stored}
         refused = []
         for e in self.executions:
             if e.id in inserted:
                 continue
             row = rows.get(e.id)
             if row is None:
-                refused.append(e)
+                if (e.flow_id, e.idempotency_key) not in keyed:
+                    refused.append(e)
                 continue
             differences = e.content_differences(execution_from_row(row))
             if differences:

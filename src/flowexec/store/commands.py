@@ -156,6 +156,8 @@ class ClaimAndStart:
     limit: int
     flow_ids: list[str] | None
     completions: list[CompletionWrite]
+    running_limits: dict[str, int]
+    """`max_running` of the flows that have one: the claim starts no more than that."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -101,6 +101,10 @@ class SqlPrimitives(AsyncClosing):
         """The row, including the internal `claim_epoch`."""
 
     @abstractmethod
+    async def _fetch_by_key(self, flow_id: str, key: str) -> Row | None:
+        """The row of the flow's execution holding this idempotency key, if any."""
+
+    @abstractmethod
     async def _delete_tree(self, id: str) -> bool: ...
 
     @abstractmethod

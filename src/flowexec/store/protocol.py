@@ -9,7 +9,7 @@ Unknown ids give `None` / `False` / `[]` where the TypeScript store returned tho
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
@@ -26,6 +26,7 @@ from flowexec.model import (
     FlowQueueStats,
     RecoveryRecord,
     RootExecution,
+    ScheduleSlot,
     StoreStats,
     UpdateExecutionStatusParams,
     WorkBatch,
@@ -76,8 +77,10 @@ class ExecutionStore(WorkerRegistry, Protocol):
         *,
         start: bool = True,
         fence: tuple[str, int] | None = None,
-    ) -> None:
-        """Insert a new execution; runnable at once unless `start=False`.
+    ) -> str:
+        """Insert a new execution; runnable at once (or at its `available_at`, a delayed
+        start, on the database clock) unless `start=False`. Returns its id, or the id of the
+        flow's execution that already holds its `idempotency_key` (nothing is written then).
 
         The same id with the same content is a no-op; with other content `ExecutionExists`.
         A child's parent must exist, be in the same tree and be one level up. With `fence`
@@ -100,6 +103,10 @@ class ExecutionStore(WorkerRegistry, Protocol):
 
     async def get(self, id: str) -> Execution | None: ...
 
+    async def get_by_idempotency_key(self, flow_id: str, key: str) -> Execution | None:
+        """The flow's execution holding this idempotency key, if one exists."""
+        ...
+
     async def delete(self, id: str) -> bool:
         """Remove the execution with its subtree, claims and recovery history, atomically."""
         ...
@@ -115,7 +122,8 @@ class ExecutionStore(WorkerRegistry, Protocol):
         ...
 
     async def start_execution(self, id: str) -> bool:
-        """Make a `created`, not-started execution runnable; False if it already was."""
+        """Make a `created` execution that is not started, or waits for its delayed start or
+        a retry's backoff, runnable at once; False if it already was."""
         ...
 
     async def get_root_executions(
@@ -175,7 +183,8 @@ class ExecutionStore(WorkerRegistry, Protocol):
         limit: int = 1,
         flow_ids: Sequence[str] | None = None,
     ) -> list[ExecutionClaim]:
-        """Claim up to `limit` runnable executions, oldest `available_at` first, in one trip."""
+        """Claim up to `limit` runnable executions, lowest `priority` first and oldest
+        `available_at` first within a priority, in one trip."""
         ...
 
     async def claim_and_start(
@@ -186,6 +195,7 @@ class ExecutionStore(WorkerRegistry, Protocol):
         limit: int = 1,
         flow_ids: Sequence[str] | None = None,
         complete: Sequence[Completion] = (),
+        running_limits: Mapping[str, int] | None = None,
     ) -> WorkBatch:
         """A worker's whole exchange with the queue in one transaction (one round trip, one
         commit): complete its returned runs, then claim and start the next ones.
@@ -196,7 +206,24 @@ class ExecutionStore(WorkerRegistry, Protocol):
         `completed` (`update_execution_status` says why). Then up to `limit` runnable
         executions, plus one for each completion written, are claimed as by `claim_next` and
         moved to `running`. `limit` may be 0 (only complete).
+
+        `running_limits` (`{flow_id: max_running}`): the statement itself starts an execution
+        of such a flow only while fewer than that many of the flow are `running`, counted
+        across every worker (on PostgreSQL under a per-flow transaction lock, so concurrent
+        claimers cannot both take the last place).
         """
+        ...
+
+    async def fill_schedule_slot(
+        self, schedule_id: str, slot_at: datetime, execution: Execution
+    ) -> bool:
+        """Create the root `execution` for a cron slot, unless the slot was already filled:
+        at most one execution per `(schedule_id, slot_at)`, guaranteed by the database.
+        True if this call filled it."""
+        ...
+
+    async def get_last_slots(self, schedule_ids: Sequence[str]) -> dict[str, ScheduleSlot]:
+        """The latest filled slot of each schedule that has one."""
         ...
 
     async def release_execution(

@@ -73,6 +73,8 @@ def execution_from_row(row: Row) -> Execution:
         processing_worker_id=row["processing_worker_id"],
         available_at=row["available_at"],
         result=row["result"],
+        priority=int(row["priority"]),
+        idempotency_key=row["idempotency_key"],
     )
 
 
@@ -142,4 +144,7 @@ def encode_new_execution(e: Execution) -> dict[str, Any]:
         "options": None if e.options is None else check_json(e.options.to_json(), "options"),
         "integration": encode_json(e.integration, "integration"),
         "external_events": encode_json(e.external_events, "external_events"),
+        "run_at": None if e.available_at is None else e.available_at.astimezone(UTC),
+        "priority": e.priority,
+        "idempotency_key": e.idempotency_key,
     }

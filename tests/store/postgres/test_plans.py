@@ -16,6 +16,7 @@ import psycopg
 import pytest
 
 from flowexec.store.postgres import queries as Q
+from flowexec.store.postgres import scheduling_queries as SQ
 from flowexec.store.postgres.queue_stats import QUEUE_STATS
 from flowexec.store.postgres.status_listing import ROOTS_IN_STATUS
 from flowexec.store.protocol import ExecutionStore
@@ -89,6 +90,10 @@ async def loaded(store: ExecutionStore, postgres_url: str) -> str:
                        now(), now(), now()
                 FROM generate_series(1, {LIVE}) g""",
         )
+        conn.execute(  # priorities in use: a third of the queue is urgent
+            f"UPDATE {p}executions SET priority = (substr(id, 5)::int % 3) - 1"
+            " WHERE status = 'created'",
+        )
         conn.execute(  # live leases on the running ones, as a busy installation has
             f"""INSERT INTO {p}execution_claims (execution_id, worker_id, claimed_at, expires_at,
                     heartbeat_at, status, epoch)
@@ -120,20 +125,27 @@ def test_claim_next_uses_the_runnable_index(loaded: str, postgres_url: str) -> N
         claims_scans = [n for n in nodes if n[1] == f"{loaded}execution_claims"
                         and n[0] not in ("Index Scan", "Index Only Scan", "ModifyTable")]
         assert not claims_scans, f"{kind} plan reads every live claim: {nodes}"
+        sorts = [n for n in nodes if n[0] in ("Sort", "Incremental Sort")]
+        assert not sorts, f"{kind} plan sorts the queue instead of reading it in order: {nodes}"
 
 
 CLAIM_AND_START_TYPES = {
     "worker_id": "text", "timeout_ms": "integer", "limit": "integer", "most": "integer",
     "flow_ids": "text[]", "done_ids": "text[]", "done_epochs": "bigint[]",
     "done_results": "text[]", "completed_event": "text", "started_event": "text",
-    "events_channel": "text",
+    "events_channel": "text", "limit_flows": "text[]", "limit_counts": "integer[]",
 }
 
 
 @pytest.mark.parametrize(
     ("statement", "flow_ids"),
-    [(Q.CLAIM_AND_START, None), (Q.CLAIM_AND_START_FOR_FLOWS, ["flow", "other"])],
-    ids=["all flows", "for flows"],
+    [
+        (Q.CLAIM_AND_START, None),
+        (Q.CLAIM_AND_START_FOR_FLOWS, ["flow", "other"]),
+        (SQ.CLAIM_AND_START_LIMITED, None),
+        (SQ.CLAIM_AND_START_LIMITED_FOR_FLOWS, ["flow", "other"]),
+    ],
+    ids=["all flows", "for flows", "within limits", "for flows within limits"],
 )
 def test_claim_and_start_uses_the_runnable_index_and_the_primary_key(
     loaded: str, postgres_url: str, statement: str, flow_ids: list[str] | None
@@ -149,8 +161,13 @@ def test_claim_and_start_uses_the_runnable_index_and_the_primary_key(
     }
     if flow_ids is not None:
         params["flow_ids"] = flow_ids
+    limited = "limit_flows" in statement
+    if limited:
+        params.update(limit_flows=["flow"], limit_counts=[3000])
     found = plans(postgres_url, loaded, statement, params, CLAIM_AND_START_TYPES)
     assert_uses(found, loaded, "executions_runnable")
+    if limited:
+        assert_uses(found, loaded, "executions_running_flow")
     for kind, nodes in found.items():
         by_key = [n for n in nodes if n[2] == f"{loaded}executions_pkey"]
         assert len(by_key) >= 2, (

@@ -16,7 +16,8 @@ EXECUTION_COLUMNS = """
     id, flow_id, owner_id, root_execution_id, parent_execution_id, status, created_at,
     updated_at, started_at, completed_at, error_message, error_node_id, execution_depth,
     options, integration, external_events, result, failure_count, last_failure_reason,
-    last_failure_at, processing_started_at, processing_worker_id, available_at, claim_epoch
+    last_failure_at, processing_started_at, processing_worker_id, available_at, claim_epoch,
+    priority, idempotency_key
 """
 
 _E = EXECUTION_COLUMNS
@@ -44,25 +45,32 @@ def notify_events(ids: str) -> str:
 
 _NOTIFY_DONE = notify_events("SELECT id FROM done")
 
-INSERT_ROOT = """
+# A delayed start runs at `run_at`, never before now: a past time queues it as of now.
+_AVAILABLE_AT = """CASE WHEN %(start)s
+    THEN GREATEST(now(), COALESCE(%(run_at)s::timestamptz, now())) END"""
+
+# Any unique conflict leaves the row out: the id (a retry, or another execution's id) or the
+# flow's idempotency key (the facade then returns the execution that holds it).
+INSERT_ROOT = f"""
     WITH ins AS (
-        INSERT INTO {p}executions (
+        INSERT INTO {{p}}executions (
             id, flow_id, owner_id, root_execution_id, parent_execution_id, status, created_at,
-            updated_at, execution_depth, options, integration, external_events, available_at)
+            updated_at, execution_depth, options, integration, external_events, available_at,
+            priority, idempotency_key)
         VALUES (%(id)s, %(flow_id)s, %(owner_id)s, %(root_execution_id)s, NULL, %(status)s,
             %(created_at)s, %(updated_at)s, %(execution_depth)s, %(options)s::jsonb,
-            %(integration)s::jsonb, %(external_events)s::jsonb,
-            CASE WHEN %(start)s THEN now() END)
-        ON CONFLICT (id) DO NOTHING
+            %(integration)s::jsonb, %(external_events)s::jsonb, {_AVAILABLE_AT},
+            %(priority)s, %(idempotency_key)s)
+        ON CONFLICT DO NOTHING
         RETURNING id
     )
     SELECT id, CASE WHEN %(start)s THEN pg_notify(%(channel)s, '') END FROM ins
 """
 
 # The parent row is share-locked so that a fenced child cannot slip in after a takeover.
-INSERT_CHILD = """
+INSERT_CHILD = f"""
     WITH parent AS (
-        SELECT id FROM {p}executions
+        SELECT id FROM {{p}}executions
         WHERE id = %(parent_execution_id)s
           AND root_execution_id = %(root_execution_id)s
           AND execution_depth + 1 = %(execution_depth)s
@@ -70,15 +78,16 @@ INSERT_CHILD = """
                OR (processing_worker_id = %(fence_worker)s AND claim_epoch = %(fence_epoch)s))
         FOR SHARE
     ), ins AS (
-        INSERT INTO {p}executions (
+        INSERT INTO {{p}}executions (
             id, flow_id, owner_id, root_execution_id, parent_execution_id, status, created_at,
-            updated_at, execution_depth, options, integration, external_events, available_at)
+            updated_at, execution_depth, options, integration, external_events, available_at,
+            priority, idempotency_key)
         SELECT %(id)s, %(flow_id)s, %(owner_id)s, %(root_execution_id)s, parent.id, %(status)s,
             %(created_at)s, %(updated_at)s, %(execution_depth)s, %(options)s::jsonb,
-            %(integration)s::jsonb, %(external_events)s::jsonb,
-            CASE WHEN %(start)s THEN now() END
+            %(integration)s::jsonb, %(external_events)s::jsonb, {_AVAILABLE_AT},
+            %(priority)s, %(idempotency_key)s
         FROM parent
-        ON CONFLICT (id) DO NOTHING
+        ON CONFLICT DO NOTHING
         RETURNING id
     )
     SELECT id, CASE WHEN %(start)s THEN pg_notify(%(channel)s, '') END FROM ins
@@ -96,7 +105,8 @@ INSERT_MANY = """
             id text, flow_id text, owner_id text, root_execution_id text,
             parent_execution_id text, status text, created_at timestamptz,
             updated_at timestamptz, execution_depth int, options text, integration text,
-            external_events text, anchor_id text, anchor_depth int)
+            external_events text, anchor_id text, anchor_depth int, run_at timestamptz,
+            priority int, idempotency_key text)
     ), anchor AS (
         SELECT id, root_execution_id, execution_depth FROM {p}executions
         WHERE id IN (SELECT anchor_id FROM batch)
@@ -104,10 +114,13 @@ INSERT_MANY = """
     ), ins AS (
         INSERT INTO {p}executions (
             id, flow_id, owner_id, root_execution_id, parent_execution_id, status, created_at,
-            updated_at, execution_depth, options, integration, external_events, available_at)
+            updated_at, execution_depth, options, integration, external_events, available_at,
+            priority, idempotency_key)
         SELECT b.id, b.flow_id, b.owner_id, b.root_execution_id, b.parent_execution_id,
             b.status, b.created_at, b.updated_at, b.execution_depth, b.options::jsonb,
-            b.integration::jsonb, b.external_events::jsonb, CASE WHEN %(start)s THEN now() END
+            b.integration::jsonb, b.external_events::jsonb,
+            CASE WHEN %(start)s THEN GREATEST(now(), COALESCE(b.run_at, now())) END,
+            b.priority, b.idempotency_key
         FROM batch b
         WHERE b.anchor_id IS NULL
            OR EXISTS (SELECT 1 FROM anchor a
@@ -115,7 +128,7 @@ INSERT_MANY = """
                         AND a.root_execution_id = b.root_execution_id
                         AND a.execution_depth = b.anchor_depth)
         ORDER BY b.id
-        ON CONFLICT (id) DO NOTHING
+        ON CONFLICT DO NOTHING
         RETURNING id
     )
     SELECT coalesce(array_agg(id), '{}') AS ids,
@@ -127,11 +140,28 @@ GET = f"SELECT {_E} FROM {{p}}executions WHERE id = %(id)s"
 
 GET_MANY = f"SELECT {_E} FROM {{p}}executions WHERE id = ANY(%(ids)s)"
 
+GET_BY_KEY = f"""
+    SELECT {_E} FROM {{p}}executions
+    WHERE flow_id = %(flow_id)s AND idempotency_key = %(idempotency_key)s
+"""
+
+# What create_many's settling reads: the rows of ids its insert left out, and the rows holding
+# the idempotency keys it asked for.
+SETTLE_ROWS = f"""
+    SELECT {_E} FROM {{p}}executions WHERE id = ANY(%(ids)s)
+    UNION
+    SELECT {_E} FROM {{p}}executions
+    WHERE (flow_id, idempotency_key) IN (
+        SELECT * FROM unnest(%(key_flows)s::text[], %(keys)s::text[]))
+"""
+
 DELETE_TREE = "DELETE FROM {p}executions WHERE id = %(id)s RETURNING id"
 
+# Not started yet, or waiting for a delayed start or a retry's backoff; never a claimed one.
 MAKE_RUNNABLE = """
     UPDATE {p}executions SET available_at = now(), updated_at = now()
-    WHERE id = %(id)s AND status = 'created' AND available_at IS NULL
+    WHERE id = %(id)s AND status = 'created' AND processing_worker_id IS NULL
+      AND (available_at IS NULL OR available_at > now())
     RETURNING id, pg_notify(%(channel)s, '')
 """
 
@@ -289,7 +319,7 @@ _COMPLETE_RUNS = f"""
              AS v (id, epoch, result)
         WHERE e.id = v.id AND e.status = 'running'
           AND e.processing_worker_id = %(worker_id)s AND e.claim_epoch = v.epoch
-        RETURNING e.id, e.event_count - 1 AS event_index, v.epoch
+        RETURNING e.id, e.flow_id, e.event_count - 1 AS event_index, v.epoch
     ), done_released AS ({_RELEASE_CLAIM}),
 """
 
@@ -392,7 +422,7 @@ def _pick_runnable(flow_filter: str, limit: str = "%(limit)s") -> str:
         WHERE e.status = 'created' AND e.available_at <= now() {flow_filter}
           AND (SELECT {_LIVE_CLAIM} FROM {{p}}execution_claims c
                WHERE c.execution_id = e.id) IS NOT TRUE
-        ORDER BY e.available_at, e.id
+        ORDER BY e.priority, e.available_at, e.id
         LIMIT {limit}
         FOR UPDATE OF e SKIP LOCKED
         """
@@ -663,7 +693,7 @@ STATS_EXTRA = """
         (SELECT count(*) FROM {p}execution_claims c WHERE c.status = 'active'
             AND c.expires_at > now()) AS active_claims,
         (SELECT min(available_at) FROM {p}executions
-            WHERE status = 'created' AND available_at IS NOT NULL) AS oldest_queued_at,
+            WHERE status = 'created' AND available_at <= now()) AS oldest_queued_at,
         (SELECT count(*) FROM {p}execution_recovery
             WHERE recovered_at > now() - interval '1 hour') AS recoveries_last_hour
 """

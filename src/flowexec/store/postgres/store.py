@@ -55,6 +55,7 @@ from flowexec.store.postgres.listener import WorkListener
 from flowexec.store.postgres.locks import MIGRATION_LOCK_ID, RecoveryLockSession, lock_namespace
 from flowexec.store.postgres.options import PostgresOptions
 from flowexec.store.postgres.queue_stats import QUEUE_STATS
+from flowexec.store.postgres.scheduling import PostgresScheduling
 from flowexec.store.postgres.status_listing import ROOTS_IN_STATUS
 from flowexec.store.postgres.workers import PostgresWorkerRegistry
 from flowexec.store.recovery import as_columns, recovery_writes
@@ -93,7 +94,7 @@ class JsonTextEncoding:
 _JSON_TEXT = JsonTextEncoding()
 
 
-class PostgresExecutionStore(PostgresApiPrimitives, SqlExecutionStore):
+class PostgresExecutionStore(PostgresScheduling, PostgresApiPrimitives, SqlExecutionStore):
     backend: ClassVar[str] = "postgres"
 
     def __init__(
@@ -261,12 +262,18 @@ class PostgresExecutionStore(PostgresApiPrimitives, SqlExecutionStore):
             inserted = set(row["ids"])
             missing = batch.not_inserted(inserted)
             if missing:
-                cur = await conn.execute(self._sql(Q.GET_MANY), {"ids": missing})
+                keys = batch.keys_not_inserted(inserted)
+                cur = await conn.execute(self._sql(Q.SETTLE_ROWS), {
+                    "ids": missing, "key_flows": [f for f, _ in keys], "keys": [k for _, k in keys]
+                })
                 batch.settle(inserted, await cur.fetchall())
             return inserted
 
     async def _fetch_execution(self, id: str) -> Row | None:
         return await self._one(Q.GET, {"id": id})
+
+    async def _fetch_by_key(self, flow_id: str, key: str) -> Row | None:
+        return await self._one(Q.GET_BY_KEY, {"flow_id": flow_id, "idempotency_key": key})
 
     async def _delete_tree(self, id: str) -> bool:
         return bool(await self._rows(Q.DELETE_TREE, {"id": id}))
@@ -317,21 +324,23 @@ class PostgresExecutionStore(PostgresApiPrimitives, SqlExecutionStore):
     async def _claim_and_start(self, command: ClaimAndStart) -> tuple[list[Row], set[str]]:
         statement = Q.CLAIM_AND_START if command.flow_ids is None else Q.CLAIM_AND_START_FOR_FLOWS
         completions = command.completions
-        rows = await self._rows(
-            statement,
-            {
-                "worker_id": command.worker_id,
-                "timeout_ms": command.timeout_ms,
-                "limit": command.limit,
-                "most": command.limit + len(completions),
-                "flow_ids": command.flow_ids,
-                "done_ids": [c.execution_id for c in completions],
-                "done_epochs": [c.epoch for c in completions],
-                "done_results": [c.result_json for c in completions],
-                "completed_event": events_json(completed_event()),
-                "started_event": events_json(started_event(command.worker_id)),
-                "events_channel": self._events_channel,
-            },
+        params: dict[str, Any] = {
+            "worker_id": command.worker_id,
+            "timeout_ms": command.timeout_ms,
+            "limit": command.limit,
+            "most": command.limit + len(completions),
+            "flow_ids": command.flow_ids,
+            "done_ids": [c.execution_id for c in completions],
+            "done_epochs": [c.epoch for c in completions],
+            "done_results": [c.result_json for c in completions],
+            "completed_event": events_json(completed_event()),
+            "started_event": events_json(started_event(command.worker_id)),
+            "events_channel": self._events_channel,
+        }
+        rows = await (
+            self._claim_within_limits(command, params)
+            if command.running_limits
+            else self._rows(statement, params)
         )
         completed = set(rows[0]["completed"]) if rows else set()
         return [r for r in rows if r["id"] is not None], completed

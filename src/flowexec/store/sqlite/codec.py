@@ -18,6 +18,7 @@ _TIME_COLUMNS = frozenset(
         "created_at", "updated_at", "started_at", "completed_at", "last_failure_at",
         "processing_started_at", "available_at", "claimed_at", "expires_at", "heartbeat_at",
         "recovered_at", "oldest_queued_at", "measured_at", "at", "last_seen_at", "last_served_at",
+        "slot_at",
     }
 )
 _JSON_COLUMNS = frozenset(

@@ -23,7 +23,8 @@ EXECUTION_COLUMNS = """
     id, flow_id, owner_id, root_execution_id, parent_execution_id, status, created_at,
     updated_at, started_at, completed_at, error_message, error_node_id, execution_depth,
     options, integration, external_events, result, failure_count, last_failure_reason,
-    last_failure_at, processing_started_at, processing_worker_id, available_at, claim_epoch
+    last_failure_at, processing_started_at, processing_worker_id, available_at, claim_epoch,
+    priority, idempotency_key
 """
 
 _E = EXECUTION_COLUMNS
@@ -41,14 +42,20 @@ _FENCE = """
 
 _INSERT_COLUMNS = """
     id, flow_id, owner_id, root_execution_id, parent_execution_id, status, created_at,
-    updated_at, execution_depth, options, integration, external_events, available_at
+    updated_at, execution_depth, options, integration, external_events, available_at,
+    priority, idempotency_key
 """
+
+# A delayed start runs at `run_at`, never before now: a past time queues it as of now.
+_AVAILABLE_AT = "CASE WHEN :start THEN max(:now, COALESCE(:run_at, :now)) END"
+
 
 INSERT_ROOT = f"""
     INSERT INTO {{p}}executions ({_INSERT_COLUMNS})
     VALUES (:id, :flow_id, :owner_id, :root_execution_id, NULL, :status, :created_at,
-        :updated_at, :execution_depth, :options, :integration, :external_events, :available_at)
-    ON CONFLICT (id) DO NOTHING
+        :updated_at, :execution_depth, :options, :integration, :external_events, {_AVAILABLE_AT},
+        :priority, :idempotency_key)
+    ON CONFLICT DO NOTHING
     RETURNING id
 """
 
@@ -56,14 +63,15 @@ INSERT_ROOT = f"""
 INSERT_CHILD = f"""
     INSERT INTO {{p}}executions ({_INSERT_COLUMNS})
     SELECT :id, :flow_id, :owner_id, :root_execution_id, parent.id, :status, :created_at,
-        :updated_at, :execution_depth, :options, :integration, :external_events, :available_at
+        :updated_at, :execution_depth, :options, :integration, :external_events, {_AVAILABLE_AT},
+        :priority, :idempotency_key
     FROM {{p}}executions parent
     WHERE parent.id = :parent_execution_id
       AND parent.root_execution_id = :root_execution_id
       AND parent.execution_depth + 1 = :execution_depth
       AND (:fence_worker IS NULL OR (parent.processing_worker_id = :fence_worker
                                      AND parent.claim_epoch = :fence_epoch))
-    ON CONFLICT (id) DO NOTHING
+    ON CONFLICT DO NOTHING
     RETURNING id
 """
 
@@ -87,13 +95,17 @@ INSERT_MANY = f"""
             json_extract(value, '$.external_events') AS external_events,
             json_extract(value, '$.anchor_id') AS anchor_id,
             json_extract(value, '$.anchor_depth') AS anchor_depth,
+            json_extract(value, '$.run_at') AS run_at,
+            json_extract(value, '$.priority') AS priority,
+            json_extract(value, '$.idempotency_key') AS idempotency_key,
             key AS position
         FROM json_each(:rows)
     )
     INSERT INTO {{p}}executions ({_INSERT_COLUMNS})
     SELECT b.id, b.flow_id, b.owner_id, b.root_execution_id, b.parent_execution_id, b.status,
         b.created_at, b.updated_at, b.execution_depth, b.options, b.integration,
-        b.external_events, :available_at
+        b.external_events, CASE WHEN :start THEN max(:now, COALESCE(b.run_at, :now)) END,
+        b.priority, b.idempotency_key
     FROM batch b
     WHERE b.anchor_id IS NULL
        OR EXISTS (SELECT 1 FROM {{p}}executions a
@@ -101,7 +113,7 @@ INSERT_MANY = f"""
                     AND a.root_execution_id = b.root_execution_id
                     AND a.execution_depth = b.anchor_depth)
     ORDER BY b.position
-    ON CONFLICT (id) DO NOTHING
+    ON CONFLICT DO NOTHING
     RETURNING id
 """
 
@@ -109,6 +121,22 @@ GET = f"SELECT {_E} FROM {{p}}executions WHERE id = :id"
 
 GET_MANY = f"""
     SELECT {_E} FROM {{p}}executions WHERE id IN (SELECT value FROM json_each(:ids))
+"""
+
+GET_BY_KEY = f"""
+    SELECT {_E} FROM {{p}}executions
+    WHERE flow_id = :flow_id AND idempotency_key = :idempotency_key
+"""
+
+# What create_many's settling reads: the rows of ids its insert left out, and the rows holding
+# the idempotency keys it asked for (`:keys`, a JSON array of [flow_id, key] pairs).
+SETTLE_ROWS = f"""
+    SELECT {_E} FROM {{p}}executions WHERE id IN (SELECT value FROM json_each(:ids))
+    UNION
+    SELECT {_E} FROM {{p}}executions e
+    WHERE EXISTS (SELECT 1 FROM json_each(:keys) k
+                  WHERE e.flow_id = json_extract(k.value, '$[0]')
+                    AND e.idempotency_key = json_extract(k.value, '$[1]'))
 """
 
 # Deepest first: deleting a leaf cascades to its claim and history only, so no delete recurses
@@ -125,9 +153,11 @@ SUBTREE_IDS_DEEPEST_FIRST = """
 
 DELETE_ONE = "DELETE FROM {p}executions WHERE id = ?"
 
+# Not started yet, or waiting for a delayed start or a retry's backoff; never a claimed one.
 MAKE_RUNNABLE = f"""
     UPDATE {{p}}executions SET available_at = :now, {_TOUCH}
-    WHERE id = :id AND status = 'created' AND available_at IS NULL
+    WHERE id = :id AND status = 'created' AND processing_worker_id IS NULL
+      AND (available_at IS NULL OR available_at > :now)
     RETURNING id
 """
 
@@ -273,7 +303,7 @@ def _pick(flow_filter: str) -> str:
     WHERE e.status = 'created' AND e.available_at <= :now {flow_filter}
       AND NOT EXISTS (
           SELECT 1 FROM {{p}}execution_claims c WHERE c.execution_id = e.id AND {_LIVE_CLAIM})
-    ORDER BY e.available_at, e.id
+    ORDER BY e.priority, e.available_at, e.id
     LIMIT :limit
     """
 
@@ -533,7 +563,7 @@ STATS_EXTRA = """
         (SELECT count(*) FROM {p}execution_claims c WHERE c.status = 'active'
             AND c.expires_at > :now) AS active_claims,
         (SELECT min(available_at) FROM {p}executions
-            WHERE status = 'created' AND available_at IS NOT NULL) AS oldest_queued_at,
+            WHERE status = 'created' AND available_at <= :now) AS oldest_queued_at,
         (SELECT count(*) FROM {p}execution_recovery
             WHERE recovered_at > :now - 3600000000) AS recoveries_last_hour
 """

@@ -45,6 +45,7 @@ from flowexec.store.sqlite.event_log import log_events
 from flowexec.store.sqlite.locks import RecoveryFileLocks
 from flowexec.store.sqlite.options import SqliteOptions
 from flowexec.store.sqlite.queue_stats import QUEUE_STATS
+from flowexec.store.sqlite.scheduling import SqliteScheduling
 from flowexec.store.sqlite.status_listing import ROOTS_IN_STATUS
 from flowexec.store.sqlite.workers import SqliteWorkerRegistry
 from flowexec.store.urls import parse_sqlite_url
@@ -54,7 +55,7 @@ log = logging.getLogger("flowexec.store.sqlite")
 _STATUS_STATEMENTS = statements_by_effect(Q)
 
 
-class SqliteExecutionStore(SqliteApiPrimitives, SqlExecutionStore):
+class SqliteExecutionStore(SqliteScheduling, SqliteApiPrimitives, SqlExecutionStore):
     backend: ClassVar[str] = "sqlite"
     _locks: RecoveryFileLocks
 
@@ -170,13 +171,14 @@ class SqliteExecutionStore(SqliteApiPrimitives, SqlExecutionStore):
             **params,
             "created_at": to_micros(params["created_at"]),
             "updated_at": to_micros(params["updated_at"]),
+            "run_at": None if params["run_at"] is None else to_micros(params["run_at"]),
+            "start": start,
             **fence_params(fence),
         }
         statement = Q.INSERT_ROOT if params["parent_execution_id"] is None else Q.INSERT_CHILD
 
         def body(conn: sqlite3.Connection, now: int) -> bool:
-            values["available_at"] = now if start else None
-            return bool(self._rows(conn, statement, values))
+            return bool(self._rows(conn, statement, {**values, "now": now}))
 
         return await self._db.write(body)
 
@@ -184,11 +186,14 @@ class SqliteExecutionStore(SqliteApiPrimitives, SqlExecutionStore):
         rows = batch.json_rows(SQLITE_ENCODING)
 
         def body(conn: sqlite3.Connection, now: int) -> set[str]:
-            params = {"rows": rows, "available_at": now if start else None}
+            params = {"rows": rows, "start": start, "now": now}
             inserted = {r["id"] for r in self._rows(conn, Q.INSERT_MANY, params)}
             missing = batch.not_inserted(inserted)
             if missing:
-                stored = self._rows(conn, Q.GET_MANY, {"ids": json.dumps(missing)})
+                keys = json.dumps(batch.keys_not_inserted(inserted))
+                stored = self._rows(
+                    conn, Q.SETTLE_ROWS, {"ids": json.dumps(missing), "keys": keys}
+                )
                 batch.settle(inserted, stored)
             return inserted
 
@@ -196,6 +201,10 @@ class SqliteExecutionStore(SqliteApiPrimitives, SqlExecutionStore):
 
     async def _fetch_execution(self, id: str) -> Row | None:
         rows = await self._read_rows(Q.GET, {"id": id})
+        return rows[0] if rows else None
+
+    async def _fetch_by_key(self, flow_id: str, key: str) -> Row | None:
+        rows = await self._read_rows(Q.GET_BY_KEY, {"flow_id": flow_id, "idempotency_key": key})
         return rows[0] if rows else None
 
     async def _delete_tree(self, id: str) -> bool:
@@ -271,9 +280,11 @@ class SqliteExecutionStore(SqliteApiPrimitives, SqlExecutionStore):
         timeout_ms: int,
         limit: int,
         flow_ids: list[str] | None,
+        running_limits: dict[str, int] | None = None,
     ) -> list[Row]:
-        """Claim up to `limit` runnable executions, oldest `available_at` first: their new
-        claim rows, in that order. The executions are left for the caller to mark."""
+        """Claim up to `limit` runnable executions, most urgent and oldest first, within the
+        flows' running limits: their new claim rows, in that order. The executions are left
+        for the caller to mark."""
         if limit <= 0:
             return []
         pick = Q.PICK_RUNNABLE if flow_ids is None else Q.PICK_RUNNABLE_FOR_FLOWS
@@ -282,6 +293,8 @@ class SqliteExecutionStore(SqliteApiPrimitives, SqlExecutionStore):
             "flow_ids": None if flow_ids is None else json.dumps(flow_ids),
             "now": now,
         }
+        if running_limits:
+            pick, pick_params["limits"] = self._pick_statement(running_limits, flow_ids)
         ids = [r["id"] for r in self._rows(conn, pick, pick_params)]
         if not ids:
             return []
@@ -313,7 +326,7 @@ class SqliteExecutionStore(SqliteApiPrimitives, SqlExecutionStore):
             completed = {w.execution_id for w in writes if self._apply_status(conn, now, w)}
             claims = self._claim_runnable(
                 conn, now, command.worker_id, command.timeout_ms,
-                command.limit + len(completed), command.flow_ids,
+                command.limit + len(completed), command.flow_ids, command.running_limits,
             )
             if not claims:
                 return [], completed
