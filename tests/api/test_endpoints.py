@@ -213,3 +213,24 @@ async def test_an_unavailable_store_is_503(api: Api, store_factory: StoreFactory
             assert_problem(
                 await http.get("/flows", headers=bearer), 503, "store-unavailable", "closed"
             )
+
+
+
+async def test_metrics_beside_the_api_parse_and_count_the_queue(api: Api) -> None:
+    """`/metrics` (no token, as scrapers expect): Prometheus text with the store's queue."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    async with api.client("alice") as http:
+        for _ in range(2):
+            created = await http.post("/executions", json={"flow_id": "metered"})
+            assert created.status_code == 201
+    async with httpx.AsyncClient(base_url=api.base_url) as anonymous:
+        scraped = await anonymous.get("/metrics")
+    assert scraped.status_code == 200
+    depth = [
+        sample.value
+        for family in text_string_to_metric_families(scraped.text)
+        for sample in family.samples
+        if sample.name == "flowexec_queue_depth" and "metered" in sample.labels.values()
+    ]
+    assert depth == [2.0]

@@ -13,11 +13,12 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from flowexec.api import events, executions, system
+from flowexec.api import events, executions, metrics_route, system
 from flowexec.api.problems import PROBLEM_JSON, BodySizeLimit, install_problem_handlers
 from flowexec.api.schemas import Problem
 from flowexec.api.settings import API_PREFIX, ApiSettings
 from flowexec.api.streams import StreamSlots
+from flowexec.metrics import FlowexecMetrics
 from flowexec.model import DEFAULT_TABLE_PREFIX
 from flowexec.runtime.client import Client
 from flowexec.runtime.stores import use_store
@@ -57,6 +58,7 @@ def create_app(
         store, owned = await use_store(store_or_url, table_prefix=table_prefix, **store_options)
         app.state.store = store
         app.state.client = Client(store)
+        app.state.metrics = FlowexecMetrics(store)
         try:
             yield
         finally:
@@ -77,6 +79,7 @@ def create_app(
     app.state.streams = StreamSlots(settings.max_streams_per_token)
     for router in (executions.router, events.router, system.router):
         app.include_router(router, prefix=API_PREFIX)
+    app.include_router(metrics_route.router)
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app
