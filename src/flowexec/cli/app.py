@@ -90,10 +90,28 @@ class LazyCommands(TyperGroup):
         module = importlib.import_module(module_name)
         target = getattr(module, function_name)
         if isinstance(target, typer.Typer):  # a group of subcommands
-            return typer.main.get_group(target)
+            return typer.main.get_group(_with_global_options(cmd_name, target))
         single = typer.Typer(add_completion=False, rich_markup_mode=None)
         single.command(cmd_name)(accept_global_options(target))
         return typer.main.get_command(single)
+
+def _with_global_options(name: str, group: typer.Typer) -> typer.Typer:
+    """A command group whose own options and each of whose commands take the global options,
+    like every single command (`flowexec tokens ls --json` and `flowexec tokens --json ls`)."""
+    wrapped = typer.Typer(
+        name=name, help=group.info.help, no_args_is_help=bool(group.info.no_args_is_help),
+        add_completion=False, rich_markup_mode=None,
+    )
+    wrapped.callback()(accept_global_options(_group_callback))
+    for info in group.registered_commands:
+        assert info.callback is not None, "every registered command has a callback"
+        wrapped.command(info.name, help=info.help)(accept_global_options(info.callback))
+    return wrapped
+
+
+def _group_callback(ctx: typer.Context) -> None:
+    del ctx  # the global options are applied by accept_global_options
+
 
 EPILOG = (
     "Exit codes: 0 ok; 1 the operation failed (unknown id, illegal transition, a run that "
