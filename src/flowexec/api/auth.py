@@ -1,4 +1,4 @@
-"""Who is calling: a bearer token's owner, and what it may see (docs/architecture.md §11).
+"""Who is calling: a bearer token's owner, and what it may see (docs/architecture.md §12).
 
 A non-admin token sees only its owner's executions; any other execution answers exactly as a
 missing one, so ids of other owners cannot be probed.

@@ -1,6 +1,6 @@
 """Prometheus metrics for flowexec workers and servers (the `metrics` extra).
 
-See docs/architecture.md §11 for what is counted where and how to mount `/metrics`.
+See docs/architecture.md §13 for what is counted where and how to mount `/metrics`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`FlowexecMetrics`: one Prometheus registry with flowexec's metrics (docs/architecture.md §11).
+"""`FlowexecMetrics`: one Prometheus registry with flowexec's metrics (docs/architecture.md §13).
 
 Two kinds of figures, each read where it is true:
 - process events, counted by the process in which they happen (a worker's claims, run

@@ -1,5 +1,5 @@
 """What a worker tells an observer about its process events: claims, run outcomes,
-heartbeats and recovery sweeps (docs/architecture.md §11).
+heartbeats and recovery sweeps (docs/architecture.md §13).
 
 The runtime knows only this protocol; `flowexec.metrics.FlowexecMetrics` implements it with
 Prometheus metrics, so the runtime never imports `prometheus_client`. Each call is made on

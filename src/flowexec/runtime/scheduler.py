@@ -1,7 +1,7 @@
 """The scheduler loop: one elected instance per installation fills the schedules' due slots.
 
 Every worker whose app declares schedules runs a `Scheduler`, elected by a store lock as the
-recovery service is (docs/architecture.md §11). Election only avoids wasted work: each slot is
+recovery service is (docs/architecture.md §15). Election only avoids wasted work: each slot is
 filled by `fill_schedule_slot`, whose `(schedule_id, slot)` key lets the database accept one
 execution per slot, so two leaders at once (a lock lost in a network split, two installations
 of the lock) still create one execution.

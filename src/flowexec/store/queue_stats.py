@@ -2,7 +2,7 @@
 
 `get_queue_stats` reads only unfinished executions, through the partial indexes the queue and
 recovery already keep (`executions_runnable`, `executions_recoverable`), so its cost follows the
-work waiting and running, never the history behind it (docs/architecture.md §11).
+work waiting and running, never the history behind it (docs/architecture.md §13).
 """
 
 from __future__ import annotations

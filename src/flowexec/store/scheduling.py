@@ -1,4 +1,4 @@
-"""Cron slots and per-flow running limits, once for both backends (docs/architecture.md §11).
+"""Cron slots and per-flow running limits, once for both backends (docs/architecture.md §15).
 
 A slot is filled by inserting its `(schedule_id, slot_at)` row and the execution together in one
 transaction: the primary key lets exactly one caller do it, whichever scheduler, process or host

@@ -3,7 +3,7 @@
 A token reads `fxt_<token_id>_<secret>`. The store keeps the id, the owner, the admin flag and a
 SHA-256 hash of the secret, never the secret itself; `authenticate` finds the row by id and
 compares hashes in constant time, so neither a stolen table nor response timing gives a token
-away (docs/architecture.md §11).
+away (docs/architecture.md §12).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The PostgreSQL primitives of scheduling (docs/architecture.md §11)."""
+"""The PostgreSQL primitives of scheduling (docs/architecture.md §15)."""
 
 from __future__ import annotations
 

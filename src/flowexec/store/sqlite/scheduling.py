@@ -1,4 +1,4 @@
-"""The SQLite primitives of scheduling (docs/architecture.md §11)."""
+"""The SQLite primitives of scheduling (docs/architecture.md §15)."""
 
 from __future__ import annotations
 
