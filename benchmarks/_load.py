@@ -134,7 +134,7 @@ async def spread_priorities(pg: PostgresBench, prefix: str, id_prefix: str, leve
 async def truncate(pg: PostgresBench, prefix: str) -> None:
     await pg.execute(
         "TRUNCATE {p}executions, {p}execution_claims, {p}execution_recovery, "
-        "{p}execution_events".replace("{p}", prefix)
+        "{p}execution_events CASCADE".replace("{p}", prefix)  # and what references them
     )
 
 

@@ -85,7 +85,7 @@ class Listing:
         return lambda: self.store.get_root_executions(FLOW, PAGE, after)
 
     def flowexec_sql(self, deep: bool) -> Call:
-        statement = self._sql(Q.ROOT_PAGE[(deep, False)])
+        statement = self._sql(Q.ROOT_PAGE[(deep, False, False)])
         params = {
             "flow_id": FLOW, "limit": PAGE, "owner_id": None,
             "after_created": self.cursor.execution.created_at if deep else None,
