@@ -16,7 +16,6 @@ import httpx
 
 from flowexec.api.settings import API_PREFIX
 from flowexec.errors import (
-    ExecutionNotCompleted,
     ExecutionTimeout,
     StoreUnavailable,
     ValidationError,
@@ -32,7 +31,6 @@ from flowexec.model import (
     Execution,
     ExecutionEvent,
     ExecutionOptions,
-    ExecutionStatus,
     ExecutionTreeNode,
     check_positive,
 )
@@ -170,15 +168,7 @@ class HttpClient:
             pause = min(pause * WAIT_POLL_GROWTH, MAX_POLL_INTERVAL_S)
 
     async def result(self, execution_id: str) -> JSON:
-        execution = await self.get(execution_id)
-        if execution.status is not ExecutionStatus.COMPLETED:
-            raise ExecutionNotCompleted(
-                execution_id,
-                execution.status.value,
-                execution.error_message,
-                execution.error_node_id,
-            )
-        return execution.result
+        return (await self.get(execution_id)).completed_result()
 
     async def events(
         self,

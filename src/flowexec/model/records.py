@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from flowexec.errors import ValidationError
+from flowexec.errors import ExecutionNotCompleted, ValidationError
 from flowexec.model.checks import JSON, check_int_range, check_timeout_ms, json_normal_form
 from flowexec.model.status import ClaimStatus, ExecutionStatus
 
@@ -126,6 +126,15 @@ class Execution:
     """Lower runs first; executions of one priority run oldest first."""
     idempotency_key: str | None = None
     """Unique per flow while the execution exists: a second create with it finds this one."""
+
+    def completed_result(self) -> JSON:
+        """The result, which only a completed execution has: `ExecutionNotCompleted` otherwise
+        (the same answer from the database `Client` and the `HttpClient`)."""
+        if self.status is not ExecutionStatus.COMPLETED:
+            raise ExecutionNotCompleted(
+                self.id, self.status.value, self.error_message, self.error_node_id
+            )
+        return self.result
 
     def content_differences(self, other: Execution) -> list[str]:
         """Fields a caller chose that differ; timestamps and progress are not content. JSON is

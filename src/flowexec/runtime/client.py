@@ -15,7 +15,6 @@ from typing import Any
 
 from flowexec.closing import AsyncClosing
 from flowexec.errors import (
-    ExecutionNotCompleted,
     ExecutionNotFound,
     ExecutionTimeout,
     FlowNotFound,
@@ -315,15 +314,7 @@ class Client(AsyncClosing):
 
     async def result(self, execution_id: str) -> JSON:
         """The result of a completed execution; `ExecutionNotCompleted` for any other status."""
-        execution = await self.get(execution_id)
-        if execution.status is not ExecutionStatus.COMPLETED:
-            raise ExecutionNotCompleted(
-                execution_id,
-                execution.status.value,
-                execution.error_message,
-                execution.error_node_id,
-            )
-        return execution.result
+        return (await self.get(execution_id)).completed_result()
 
 
 class InvalidItem(ValidationError):
