@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-from abc import abstractmethod
 from typing import Any
 
 from flowexec.store.flows import FlowCountsFacade
 from flowexec.store.rows import Row
 from flowexec.store.sqlite import api_queries as Q
+from flowexec.store.sqlite.plumbing import SqlitePlumbing
 from flowexec.store.tokens import TokenFacade
 
 
-class SqliteApiPrimitives(TokenFacade, FlowCountsFacade):
-    @abstractmethod
-    async def _read_rows(self, template: str, params: dict[str, Any] | None = None) -> list[Row]:
-        """One statement's rows in a read transaction (the store's plumbing)."""
-
-    @abstractmethod
-    async def _write_rows(self, template: str, params: dict[str, Any]) -> list[Row]:
-        """One statement's rows in a write transaction (the store's plumbing)."""
-
-    @abstractmethod
-    async def _write_count(self, template: str, params: dict[str, Any] | None = None) -> int:
-        """One statement's row count in a write transaction (the store's plumbing)."""
-
+class SqliteApiPrimitives(TokenFacade, FlowCountsFacade, SqlitePlumbing):
     async def _insert_token(self, params: dict[str, Any]) -> Row | None:
         rows = await self._write_rows(Q.INSERT_TOKEN, {**params, "admin": int(params["admin"])})
         return rows[0] if rows else None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -13,15 +12,11 @@ from flowexec.store.scheduling import ScheduleSlotsFacade
 from flowexec.store.sqlite import queries as Q
 from flowexec.store.sqlite import scheduling_queries as SQ
 from flowexec.store.sqlite.codec import to_micros
-from flowexec.store.sqlite.connection import SqliteConnection
+from flowexec.store.sqlite.plumbing import SqlitePlumbing
 
 
-class SqliteScheduling(ScheduleSlotsFacade):
+class SqliteScheduling(ScheduleSlotsFacade, SqlitePlumbing):
     """Mixed into the SQLite store, which supplies the connection and its row helpers."""
-
-    _db: SqliteConnection
-    _rows: Callable[[sqlite3.Connection, str, Any], list[Row]]
-    _read_rows: Callable[[str, dict[str, Any]], Awaitable[list[Row]]]
 
     @staticmethod
     def _pick_statement(limits: dict[str, int], flow_ids: list[str] | None) -> tuple[str, str]:

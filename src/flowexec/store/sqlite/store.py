@@ -3,23 +3,19 @@
 Every primitive is one transaction (store/sqlite/connection.py); a write takes the database's
 write lock at `BEGIN IMMEDIATE`, so the statements inside it are atomic and see no concurrent
 writer. Several processes share one file. The recovery lock is an OS file lock beside the
-database (store/sqlite/locks.py).
+database (store/sqlite/locks.py). The connection, statements and migrations sit below in
+store/sqlite/backend.py; the event log, checkpoints, recovery records and stats in history.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import sqlite3
-from datetime import datetime
-from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
-from flowexec.model import DEFAULT_MAX_DEPTH, EventBatch, check_positive
+from flowexec.model import check_positive
 from flowexec.policy import RecoveryPolicy
-from flowexec.store import migrations
-from flowexec.store.base import SqlExecutionStore
 from flowexec.store.batches import CreateBatch
 from flowexec.store.commands import (
     ClaimAndStart,
@@ -32,135 +28,23 @@ from flowexec.store.commands import (
     fence_params,
     statements_by_effect,
 )
-from flowexec.store.event_log import appended_events
 from flowexec.store.lifecycle import started_event
 from flowexec.store.recovery import recovery_writes
 from flowexec.store.rows import Row
 from flowexec.store.sqlite import queries as Q
 from flowexec.store.sqlite.api_primitives import SqliteApiPrimitives
-from flowexec.store.sqlite.checkpoints import CHECKPOINTS, record_checkpoints
-from flowexec.store.sqlite.codec import SQLITE_ENCODING, from_micros, split_statements, to_micros
-from flowexec.store.sqlite.connection import SqliteConnection
+from flowexec.store.sqlite.backend import SqliteBackend
+from flowexec.store.sqlite.codec import SQLITE_ENCODING, to_micros
 from flowexec.store.sqlite.event_log import log_events
-from flowexec.store.sqlite.locks import RecoveryFileLocks
-from flowexec.store.sqlite.options import SqliteOptions
-from flowexec.store.sqlite.queue_stats import QUEUE_STATS
+from flowexec.store.sqlite.history import SqliteHistory
 from flowexec.store.sqlite.scheduling import SqliteScheduling
 from flowexec.store.sqlite.status_listing import ROOTS_IN_STATUS
-from flowexec.store.sqlite.workers import SqliteWorkerRegistry
-from flowexec.store.urls import parse_sqlite_url
-
-log = logging.getLogger("flowexec.store.sqlite")
 
 _STATUS_STATEMENTS = statements_by_effect(Q)
 
 
-class SqliteExecutionStore(SqliteScheduling, SqliteApiPrimitives, SqlExecutionStore):
-    backend: ClassVar[str] = "sqlite"
-    _locks: RecoveryFileLocks
-
-    def __init__(
-        self,
-        url: str,
-        *,
-        table_prefix: str = "flowexec_",
-        max_depth: int = DEFAULT_MAX_DEPTH,
-        **options: Any,
-    ) -> None:
-        """`options`: the fields of `SqliteOptions` (store/sqlite/options.py), by name."""
-        super().__init__(table_prefix=table_prefix, max_depth=max_depth)
-        target = parse_sqlite_url(url)
-        self._options = SqliteOptions.from_keywords(options)
-        self._db = SqliteConnection(target, table_prefix=self.table_prefix, options=self._options)
-        self._locks = RecoveryFileLocks(target, self.table_prefix)
-        self._worker_registry = SqliteWorkerRegistry(self)
-
-    @classmethod
-    async def open(
-        cls, url: str, *, migrate: bool = True, **options: Any
-    ) -> SqliteExecutionStore:
-        store = cls(url, **options)
-        try:
-            await store._db.open()
-            if migrate and not store.read_only:
-                await store.migrate()
-        except BaseException:
-            await store.close()
-            raise
-        return store
-
-    @property
-    def read_only(self) -> bool:
-        """The file may only be read by this process: inspecting works, writes are refused,
-        and opening it applies no migrations."""
-        return self._db.read_only
-
-    @property
-    def path(self) -> Path | None:
-        """The database file, or None for `:memory:`."""
-        return self._db.target.path
-
-    @property
-    def recovery_locks(self) -> RecoveryFileLocks:
-        """The recovery locks this store holds, and the files behind them."""
-        return self._locks
-
-    async def close(self) -> None:
-        if self._db.closed:
-            return
-        self._db.closed = True
-        await self._locks.close()
-        await self._db.close()
-
-    def _rows(self, conn: sqlite3.Connection, template: str, params: Any = ()) -> list[Row]:
-        # fetchall() also finishes RETURNING statements, so COMMIT never meets one in progress.
-        rows: list[Row] = conn.execute(self._sql(template), params).fetchall()
-        return rows
-
-    async def _read_rows(self, template: str, params: dict[str, Any] | None = None) -> list[Row]:
-        """One statement's rows, read in its own transaction at the database clock `now`."""
-        return await self._db.read(
-            lambda conn, now: self._rows(conn, template, {**(params or {}), "now": now})
-        )
-
-    async def _write_rows(self, template: str, params: dict[str, Any]) -> list[Row]:
-        return await self._db.write(
-            lambda conn, now: self._rows(conn, template, {**params, "now": now})
-        )
-
-    async def _write_count(self, template: str, params: dict[str, Any] | None = None) -> int:
-        return await self._db.write(
-            lambda conn, now: conn.execute(
-                self._sql(template), {**(params or {}), "now": now}
-            ).rowcount
-        )
-
-    # ------------------------------------------------------------ migrations
-
-    async def migrate(self, *, target_version: int | None = None) -> list[str]:
-        available = migrations.load_migrations("flowexec.store.sqlite", self.table_prefix)
-
-        def body(conn: sqlite3.Connection, now: int) -> list[str]:
-            # BEGIN IMMEDIATE is the migration lock: a second migrator waits, then sees ours.
-            conn.execute(self._sql(Q.MIGRATIONS_TABLE))
-            applied = {int(r["version"]) for r in self._rows(conn, Q.APPLIED_MIGRATIONS)}
-            names: list[str] = []
-            for migration in migrations.pending(available, applied, target_version):
-                for statement in split_statements(migration.sql):
-                    conn.execute(statement)
-                conn.execute(
-                    self._sql(Q.RECORD_MIGRATION),
-                    {"version": migration.version, "name": migration.name, "now": now},
-                )
-                names.append(migration.name)
-            return names
-
-        applied_now = await self._db.write(body)
-        if applied_now:
-            log.info(
-                "applied migrations %s to %s", ", ".join(applied_now), self._db.target.display
-            )
-        return applied_now
+class SqliteExecutionStore(SqliteScheduling, SqliteApiPrimitives, SqliteHistory, SqliteBackend):
+    """The primitives of executions, claims and recovery; history and plumbing are mixed in."""
 
     # ------------------------------------------------------------ executions
 
@@ -415,46 +299,6 @@ class SqliteExecutionStore(SqliteScheduling, SqliteApiPrimitives, SqlExecutionSt
         rows = await self._write_rows(Q.INSERT_RECOVERY, write.params())
         return rows[0] if rows else None
 
-    async def _recovery_rows(self, execution_id: str) -> list[Row]:
-        return await self._read_rows(Q.RECOVERY_HISTORY, {"id": execution_id})
-
-    # ------------------------------------------------------------ the event log
-
-    async def _event_rows(
-        self, execution_id: str, from_index: int, limit: int, types: list[str] | None
-    ) -> list[Row]:
-        params = {
-            "id": execution_id,
-            "from_index": from_index,
-            "limit": limit,
-            "types": None if types is None else json.dumps(types),
-        }
-        statement = Q.EVENTS_PAGE if types is None else Q.EVENTS_PAGE_OF_TYPES
-        return await self._read_rows(statement, params)
-
-    async def _append_events(self, worker_id: str, batches: list[EventBatch]) -> set[str]:
-        entries = appended_events(batches)
-
-        def body(conn: sqlite3.Connection, now: int) -> set[str]:
-            appended = {
-                e["id"]
-                for e in entries
-                if log_events(
-                    conn, self._sql, now, e["id"], e["epoch"], e["events"], fence_worker=worker_id
-                )
-            }
-            record_checkpoints(conn, self._sql, now, [e for e in entries if e["id"] in appended])
-            return appended
-
-        return await self._db.write(body)
-
-    async def _checkpoint_rows(self, execution_id: str) -> list[Row]:
-        return await self._read_rows(CHECKPOINTS, {"id": execution_id})
-
-    async def wait_for_events(self, execution_id: str, timeout_s: float) -> None:
-        """SQLite has no NOTIFY: the subscriber re-reads every `commit_poll_interval_s`."""
-        await asyncio.sleep(min(max(float(timeout_s), 0.0), self._options.commit_poll_interval_s))
-
     # ------------------------------------------------------------ waking workers
 
     async def wait_for_work(self, timeout_s: float) -> None:
@@ -477,36 +321,4 @@ class SqliteExecutionStore(SqliteScheduling, SqliteApiPrimitives, SqlExecutionSt
                 return
             if await self._db.poll_data_version() != seen:
                 return
-
-    # ------------------------------------------------------------ operations
-
-    async def _purge(self, before: datetime, limit: int, statuses: list[str]) -> int:
-        params = {"before": to_micros(before), "limit": limit, "statuses": json.dumps(statuses)}
-
-        def body(conn: sqlite3.Connection, now: int) -> int:
-            roots = [r["id"] for r in self._rows(conn, Q.PURGE_ROOTS, params)]
-            if roots:
-                ids = self._rows(conn, Q.TREES_DEEPEST_FIRST, {"roots": json.dumps(roots)})
-                conn.executemany(self._sql(Q.DELETE_ONE), [(r["id"],) for r in ids])
-            return len(roots)
-
-        return await self._db.write(body)
-
-    async def _count_purgeable(self, before: datetime, statuses: list[str]) -> int:
-        params = {"before": to_micros(before), "statuses": json.dumps(statuses)}
-        rows = await self._db.read(lambda conn, now: self._rows(conn, Q.PURGEABLE_COUNT, params))
-        return int(rows[0]["n"])
-
-    async def _stats_rows(self) -> tuple[list[Row], Row]:
-        def body(conn: sqlite3.Connection, now: int) -> tuple[list[Row], Row]:
-            counts = self._rows(conn, Q.STATS_BY_STATUS)
-            return counts, self._rows(conn, Q.STATS_EXTRA, {"now": now})[0]
-
-        return await self._db.read(body)
-
-    async def _queue_stats_rows(self) -> list[Row]:
-        return await self._read_rows(QUEUE_STATS)
-
-    async def now(self) -> datetime:
-        return await self._db.read(lambda conn, now: from_micros(now))
 

@@ -11,11 +11,11 @@ from flowexec.store.sqlite import queries as Q
 from flowexec.store.sqlite import worker_queries as W
 
 if TYPE_CHECKING:
-    from flowexec.store.sqlite.store import SqliteExecutionStore
+    from flowexec.store.sqlite.backend import SqliteBackend
 
 
 class SqliteWorkerRegistry:
-    def __init__(self, store: SqliteExecutionStore) -> None:
+    def __init__(self, store: SqliteBackend) -> None:
         self._store = store
 
     async def register(self, params: dict[str, Any]) -> Row:
