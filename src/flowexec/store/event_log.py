@@ -8,10 +8,11 @@ events are not appended here: the status writes record them (store/lifecycle.py)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from flowexec.errors import ValidationError
 from flowexec.model import (
+    JSON,
     EventBatch,
     ExecutionEvent,
     check_event_types,
@@ -27,6 +28,37 @@ from flowexec.store.rows import Row
 
 DEFAULT_EVENT_PAGE = 1000
 MAX_EVENT_INDEX = 2**31 - 1
+
+
+@runtime_checkable
+class EventLog(Protocol):
+    """The event log's methods of `ExecutionStore`."""
+
+    async def get_events(
+        self,
+        execution_id: str,
+        from_index: int = 0,
+        limit: int = DEFAULT_EVENT_PAGE,
+        types: Sequence[str] | None = None,
+    ) -> list[ExecutionEvent]:
+        """Stored events with `index >= from_index` (of `types`, when given), by index."""
+        ...
+
+    async def append_events(self, worker_id: str, batches: Sequence[EventBatch]) -> set[str]:
+        """Append run events (`RUN_EVENT_TYPES`) to many executions in one transaction, each
+        fenced by its batch's epoch, and record each batch's node checkpoints in the same
+        transaction; the ids appended. A refused batch writes nothing. A node id recorded
+        before keeps its first result."""
+        ...
+
+    async def get_checkpoints(self, execution_id: str) -> dict[str, JSON]:
+        """The recorded results of the execution's completed nodes, by node id ({} for an
+        unknown id)."""
+        ...
+
+    async def wait_for_events(self, execution_id: str, timeout_s: float) -> None:
+        """Return when the execution may have new events, or after `timeout_s`."""
+        ...
 
 
 def event_from_row(row: Row) -> ExecutionEvent:

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 from abc import abstractmethod
+from typing import Protocol, runtime_checkable
 
 from flowexec.model import check_id
 from flowexec.store.primitives import SqlPrimitives
 from flowexec.store.rows import Row
+
+
+@runtime_checkable
+class FlowCounts(Protocol):
+    """The flow counts' method of `ExecutionStore`."""
+
+    async def get_flow_counts(self, *, owner_id: str | None = None) -> dict[str, dict[str, int]]:
+        """Executions per flow and status (of one owner when given), in one query."""
+        ...
 
 
 class FlowCountsFacade(SqlPrimitives):

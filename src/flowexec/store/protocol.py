@@ -17,10 +17,8 @@ from typing import Protocol, Self, runtime_checkable
 from flowexec.model import (
     JSON,
     Completion,
-    EventBatch,
     Execution,
     ExecutionClaim,
-    ExecutionEvent,
     ExecutionStatus,
     ExecutionTreeNode,
     FlowQueueStats,
@@ -32,13 +30,15 @@ from flowexec.model import (
     WorkBatch,
 )
 from flowexec.policy import DEFAULT_RECOVERY
+from flowexec.store.event_log import EventLog
+from flowexec.store.flows import FlowCounts
 from flowexec.store.limits import MAX_BATCH
-from flowexec.store.tokens import ApiToken, IssuedToken
+from flowexec.store.tokens import TokenStore
 from flowexec.store.workers import WorkerRegistry
 
 
 @runtime_checkable
-class ExecutionStore(WorkerRegistry, Protocol):
+class ExecutionStore(WorkerRegistry, EventLog, TokenStore, FlowCounts, Protocol):
     """Executions, their claims (leases with fencing epochs) and their recovery history."""
 
     @property
@@ -318,57 +318,6 @@ class ExecutionStore(WorkerRegistry, Protocol):
         ...
 
     async def release_recovery_lock(self, lock_id: int) -> bool: ...
-
-    # ------------------------------------------------------------ the event log
-
-    async def get_events(
-        self,
-        execution_id: str,
-        from_index: int = 0,
-        limit: int = 1000,
-        types: Sequence[str] | None = None,
-    ) -> list[ExecutionEvent]:
-        """Stored events with `index >= from_index` (of `types`, when given), by index."""
-        ...
-
-    async def append_events(self, worker_id: str, batches: Sequence[EventBatch]) -> set[str]:
-        """Append run events (`RUN_EVENT_TYPES`) to many executions in one transaction, each
-        fenced by its batch's epoch, and record each batch's node checkpoints in the same
-        transaction; the ids appended. A refused batch writes nothing. A node id recorded
-        before keeps its first result."""
-        ...
-
-    async def get_checkpoints(self, execution_id: str) -> dict[str, JSON]:
-        """The recorded results of the execution's completed nodes, by node id ({} for an
-        unknown id)."""
-        ...
-
-    async def wait_for_events(self, execution_id: str, timeout_s: float) -> None:
-        """Return when the execution may have new events, or after `timeout_s`."""
-        ...
-
-    # ------------------------------------------------------------ API tokens and flows
-
-    async def create_token(
-        self, owner_id: str, *, name: str | None = None, admin: bool = False
-    ) -> IssuedToken:
-        """A new API token acting as `owner_id` (on every owner's executions if `admin`);
-        only a hash of its secret is stored, so `IssuedToken.bearer` is shown once."""
-        ...
-
-    async def list_tokens(self) -> list[ApiToken]: ...
-
-    async def revoke_token(self, name: str) -> bool:
-        """Delete the token at once; False if no token has that name."""
-        ...
-
-    async def authenticate(self, bearer: str) -> ApiToken | None:
-        """The live token `bearer` is, compared in constant time; None for anything else."""
-        ...
-
-    async def get_flow_counts(self, *, owner_id: str | None = None) -> dict[str, dict[str, int]]:
-        """Executions per flow and status (of one owner when given), in one query."""
-        ...
 
     # ------------------------------------------------------------ operations
 

@@ -15,7 +15,7 @@ import secrets
 from abc import abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from flowexec.errors import ValidationError
 from flowexec.model import check_id
@@ -67,6 +67,28 @@ def token_from_row(row: Row) -> ApiToken:
         created_at=row["created_at"],
         token_id=row["token_id"],
     )
+
+
+@runtime_checkable
+class TokenStore(Protocol):
+    """The API tokens' methods of `ExecutionStore`."""
+
+    async def create_token(
+        self, owner_id: str, *, name: str | None = None, admin: bool = False
+    ) -> IssuedToken:
+        """A new API token acting as `owner_id` (on every owner's executions if `admin`);
+        only a hash of its secret is stored, so `IssuedToken.bearer` is shown once."""
+        ...
+
+    async def list_tokens(self) -> list[ApiToken]: ...
+
+    async def revoke_token(self, name: str) -> bool:
+        """Delete the token at once; False if no token has that name."""
+        ...
+
+    async def authenticate(self, bearer: str) -> ApiToken | None:
+        """The live token `bearer` is, compared in constant time; None for anything else."""
+        ...
 
 
 class TokenFacade(SqlPrimitives):
