@@ -17,20 +17,15 @@ A completion goes out with the worker's next claim (`CompletionQueue`) when it c
 from __future__ import annotations
 
 import asyncio
-import random
 import time
-import traceback
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
 from flowexec.errors import (
     ClaimLost,
-    ExecutionExists,
     ExecutionNotFound,
     Fail,
-    FlowNotFound,
     FlowTimeout,
     InvalidTransition,
     StoreUnavailable,
@@ -45,9 +40,7 @@ from flowexec.model import (
     StartedExecution,
     check_json,
     storable_text,
-    trimmed_traceback,
 )
-from flowexec.policy import Backoff
 from flowexec.runtime.completions import CompletionQueue
 from flowexec.runtime.context import FlowContext
 from flowexec.runtime.control import AbortReason, RunControl
@@ -56,6 +49,16 @@ from flowexec.runtime.flows import FlowRegistry, FlowSpec
 from flowexec.runtime.lease import Lease
 from flowexec.runtime.lease_keeper import LeaseTerm
 from flowexec.runtime.logs import BoundLogger
+from flowexec.runtime.outcomes import (
+    NOT_RETRYABLE,
+    Outcome,
+    Raised,
+    Returned,
+    describe_error,
+    failure_details,
+    traceback_lines,
+)
+from flowexec.runtime.settings import RunSettings
 from flowexec.runtime.steps import Suspended
 from flowexec.runtime.tracing import run_span
 from flowexec.store.protocol import ExecutionStore
@@ -63,38 +66,11 @@ from flowexec.store.protocol import ExecutionStore
 STORE_RETRY_S = 0.5
 """Pause between attempts at a final write while the store is unreachable."""
 
-NOT_RETRYABLE = (Fail, ValidationError, FlowNotFound, ExecutionExists)
-"""Failures that another attempt cannot change: the execution fails at once."""
-
-
 class Phase(Enum):
     RUNNING = "running"  # the flow runs (or waits for a resume)
     QUEUED = "queued"  # returned; the completion waits for the worker's next claim
     FINISHING = "finishing"  # the final write is in flight
     DONE = "done"
-
-
-@dataclass(frozen=True, slots=True)
-class RunSettings:
-    """What a run needs from its worker's configuration."""
-
-    max_depth: int
-    retry_backoff: Backoff
-    rng: random.Random
-
-
-@dataclass(frozen=True, slots=True)
-class Returned:
-    value: JSON
-
-
-@dataclass(frozen=True, slots=True)
-class Raised:
-    error: BaseException
-    node_id: str | None
-
-
-Outcome = Returned | Raised | Suspended
 
 
 class ExecutionRun:
@@ -289,7 +265,7 @@ class ExecutionRun:
         # try again later without spending one of its retries.
         counted = not isinstance(error, StoreUnavailable)
         return self._retry(
-            spec, execution, _describe_error(error, node_id), node_id, counted, details
+            spec, execution, describe_error(error, node_id), node_id, counted, details
         )
 
     def _complete(
@@ -330,7 +306,7 @@ class ExecutionRun:
 
         return write, lambda: self.log.warning(
             "failed without retry%s: %s%s", f" in node {node_id}" if node_id else "", message,
-            _traceback_lines(details), extra={"node_id": node_id},
+            traceback_lines(details), extra={"node_id": node_id},
         )
 
     def _retry(
@@ -365,7 +341,7 @@ class ExecutionRun:
             if done.status is ExecutionStatus.FAILED:
                 self.log.warning(
                     "failed after %d attempts: %s%s", done.failure_count, reason,
-                    _traceback_lines(details), extra={"node_id": node_id},
+                    traceback_lines(details), extra={"node_id": node_id},
                 )
             elif not counted:
                 self.log.warning(
@@ -375,7 +351,7 @@ class ExecutionRun:
             else:
                 self.log.warning(
                     "attempt %d failed, retrying in %d ms: %s%s", done.failure_count, delay_ms,
-                    reason, _traceback_lines(details), extra={"node_id": node_id},
+                    reason, traceback_lines(details), extra={"node_id": node_id},
                 )
 
         return write, describe
@@ -421,29 +397,3 @@ def _being_cancelled() -> bool:
     """Whether the running task itself is being cancelled (not just the flow it awaited)."""
     task = asyncio.current_task()
     return task is not None and task.cancelling() > 0
-
-
-def failure_details(error: BaseException) -> dict[str, JSON]:
-    """What a failure event carries besides its message: the exception's type and formatted
-    traceback (the flow's own frames included), trimmed to the innermost
-    `MAX_TRACEBACK_CHARS`."""
-    text = "".join(traceback.format_exception(error))
-    text = storable_text(text, len(text))  # it may quote the very value that could not be stored
-    return {
-        "type": type(error).__name__,
-        "traceback": trimmed_traceback(text),
-    }
-
-
-def _traceback_lines(details: dict[str, JSON] | None) -> str:
-    """The traceback after a log line's message, on lines of its own."""
-    text = None if details is None else details.get("traceback")
-    return "\n" + text.rstrip() if isinstance(text, str) else ""
-
-
-def _describe_error(error: BaseException, node_id: str | None) -> str:
-    text = str(error)
-    what = type(error).__name__ + (f": {text}" if text else "")
-    if node_id is not None and not isinstance(error, FlowTimeout):
-        what = f"node {node_id!r} raised {what}"
-    return storable_text(what)

@@ -8,6 +8,7 @@ use. The CLI reads its option defaults from instances built with no arguments
 from __future__ import annotations
 
 import dataclasses
+import random
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -171,3 +172,12 @@ WORKER_KEYWORDS = frozenset(
 def _given(**values: Any) -> dict[str, Any]:
     """The keywords that were given (not None)."""
     return {name: value for name, value in values.items() if value is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class RunSettings:
+    """What a run needs from its worker's configuration."""
+
+    max_depth: int
+    retry_backoff: Backoff
+    rng: random.Random

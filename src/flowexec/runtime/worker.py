@@ -41,9 +41,9 @@ from flowexec.runtime.logs import bound
 from flowexec.runtime.observer import NO_OBSERVER, WorkerObserver
 from flowexec.runtime.presence import WorkerPresence
 from flowexec.runtime.recovery import RecoveryService
-from flowexec.runtime.run import ExecutionRun, RunSettings
+from flowexec.runtime.run import ExecutionRun
 from flowexec.runtime.scheduler import Scheduler
-from flowexec.runtime.settings import WORKER_KEYWORDS, WorkerSettings
+from flowexec.runtime.settings import WORKER_KEYWORDS, RunSettings, WorkerSettings
 from flowexec.runtime.signals import stop_signals_to, why_not_route_signals
 from flowexec.runtime.stores import use_store
 from flowexec.runtime.tasks import end_tasks, wait_first
