@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Awaitable, Callable
 
 import psycopg
 from psycopg import sql
@@ -21,15 +21,15 @@ async def _drain_one(store: ExecutionStore) -> str:
     return execution.id
 
 
-async def _notifications(url: str, channel: str, during: asyncio.Future[str]) -> list[str]:
+async def _notifications(
+    url: str, channel: str, during: Callable[[], Awaitable[str]]
+) -> list[str]:
+    """The payloads on `channel` while `during` runs, started once LISTEN is in place."""
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
         await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
-        await asyncio.sleep(0.05)
-        during_task = asyncio.ensure_future(during)
-        await during_task
+        await during()  # started only now: a task begun earlier could finish before LISTEN
         payloads: list[str] = []
-        gen = conn.notifies(timeout=0.5)
-        async for notification in gen:
+        async for notification in conn.notifies(timeout=0.5):
             payloads.append(notification.payload)
         return payloads
 
@@ -38,9 +38,7 @@ async def test_statements_notify_only_for_followed_executions(
     store: ExecutionStore, postgres_url: str
 ) -> None:
     channel = f"{store.table_prefix}events"
-    unwatched = await _notifications(postgres_url, channel, asyncio.ensure_future(
-        _drain_one(store)
-    ))
+    unwatched = await _notifications(postgres_url, channel, lambda: _drain_one(store))
     assert unwatched == []
 
     followed = await create_root(store, start=False)
@@ -56,7 +54,5 @@ async def test_statements_notify_only_for_followed_executions(
         await store.claim_and_start(WORKER, LONG_LEASE_MS, limit=0, complete=done)
         return followed.id
 
-    watched = await _notifications(postgres_url, channel, asyncio.ensure_future(
-        drain_with_followed()
-    ))
+    watched = await _notifications(postgres_url, channel, drain_with_followed)
     assert watched == [followed.id, followed.id]  # one per statement, naming only the followed
