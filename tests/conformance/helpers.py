@@ -28,6 +28,7 @@ OTHER_FLOW = "flow-b"
 OWNER = "owner-1"
 WORKER = "worker-1"
 OTHER_WORKER = "worker-2"
+RECOVERER = "recoverer-1"
 LONG_LEASE_MS = 60_000
 SHORT_LEASE_MS = 100
 

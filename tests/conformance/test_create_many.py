@@ -27,7 +27,8 @@ from .helpers import (
     get_existing,
     snapshot,
 )
-from .test_validation import CREATE_CASES, check_rejected
+from .rejections import check_rejected
+from .test_validation import CREATE_CASES
 
 
 @pytest.fixture

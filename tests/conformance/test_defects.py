@@ -15,6 +15,7 @@ from flowexec.store.protocol import ExecutionStore
 
 from .helpers import (
     OTHER_WORKER,
+    RECOVERER,
     SHORT_LEASE_MS,
     WORKER,
     S,
@@ -31,8 +32,6 @@ from .helpers import (
     wait_for_lease_end,
     wait_until_past,
 )
-
-RECOVERER = "recoverer-1"
 
 
 async def test_defect_released_claim_blocks_later_claims(store: ExecutionStore) -> None:

@@ -1,5 +1,5 @@
-"""Failures and recovery (docs/architecture.md §6): retry, failure info, the recovery query and
-sweep, history, the recovery lock; and operations: retention and stats."""
+"""Recovery (docs/architecture.md §6): the recovery query and sweep, history, the recovery lock.
+Retries are in test_retries.py, retention and stats in test_retention.py."""
 
 from __future__ import annotations
 
@@ -15,12 +15,12 @@ from flowexec.store.protocol import ExecutionStore
 
 from .helpers import (
     OTHER_WORKER,
+    RECOVERER,
     SHORT_LEASE_MS,
     WORKER,
     S,
     StoreFactory,
     assert_times_utc,
-    assert_utc,
     claim,
     create_child,
     create_root,
@@ -32,142 +32,6 @@ from .helpers import (
     wait_for_lease_end,
     wait_until_past,
 )
-
-RECOVERER = "recoverer-1"
-
-# ---------------------------------------------------------------- retry_execution
-
-
-async def test_retry_requeues_and_counts_a_failure(store: ExecutionStore) -> None:
-    execution, lease = await start_running(store)
-    started_at = (await get_existing(store, execution.id)).started_at
-    before = await store.now()
-    result = await store.retry_execution(
-        execution.id,
-        worker_id=WORKER,
-        epoch=lease.epoch,
-        reason="node crashed",
-        error_node_id="node-3",
-    )
-    got = await get_existing(store, execution.id)
-    assert result == got
-    assert got.status is S.CREATED
-    assert got.failure_count == 1
-    assert got.last_failure_reason == "node crashed"
-    assert got.last_failure_at is not None and got.last_failure_at >= before
-    assert got.error_node_id == "node-3"
-    assert got.started_at == started_at
-    assert got.completed_at is None
-    assert got.processing_worker_id is None
-    assert got.available_at is not None and got.available_at >= before
-    assert_times_utc(got)
-    assert execution.id not in await live_claim_ids(store)
-    claims = await store.claim_next(OTHER_WORKER, 60_000)
-    assert [c.execution_id for c in claims] == [execution.id]
-    assert claims[0].epoch == lease.epoch + 1
-
-
-async def test_retry_delay_sets_available_at(store: ExecutionStore) -> None:
-    execution, lease = await start_running(store)
-    before = await store.now()
-    result = await store.retry_execution(
-        execution.id, worker_id=WORKER, epoch=lease.epoch, reason="backoff", delay_ms=60_000
-    )
-    assert result.available_at is not None
-    assert result.available_at >= before + timedelta(seconds=60)
-    assert result.available_at <= (await store.now()) + timedelta(seconds=61)
-    assert await store.claim_next(OTHER_WORKER, 60_000, limit=10) == []
-
-
-async def test_retry_without_counting_a_failure(store: ExecutionStore) -> None:
-    execution, lease = await start_running(store)
-    result = await store.retry_execution(
-        execution.id, worker_id=WORKER, epoch=lease.epoch, reason="shutdown", count_failure=False
-    )
-    assert result.status is S.CREATED
-    assert result.failure_count == 0
-    assert len(await store.claim_next(OTHER_WORKER, 60_000)) == 1
-
-
-async def test_retry_fails_the_execution_at_max_failures(store: ExecutionStore) -> None:
-    execution, lease = await start_running(store)
-    first = await store.retry_execution(
-        execution.id, worker_id=WORKER, epoch=lease.epoch, reason="one", max_failures=2
-    )
-    assert first.status is S.CREATED and first.failure_count == 1
-    second_lease = await claim(store, execution.id, OTHER_WORKER)
-    assert await set_status(store, execution.id, S.RUNNING, second_lease)
-    second = await store.retry_execution(
-        execution.id,
-        worker_id=OTHER_WORKER,
-        epoch=second_lease.epoch,
-        reason="two",
-        max_failures=2,
-    )
-    assert second == await get_existing(store, execution.id)
-    assert second.status is S.FAILED
-    assert second.failure_count == 2
-    assert second.completed_at is not None
-    assert second.last_failure_reason == "two"
-    assert execution.id not in await live_claim_ids(store)
-    assert await store.claim_execution(execution.id, WORKER, 60_000) is None
-
-
-async def test_retry_with_max_failures_one_fails_at_once(store: ExecutionStore) -> None:
-    execution, lease = await start_running(store)
-    result = await store.retry_execution(
-        execution.id, worker_id=WORKER, epoch=lease.epoch, reason="fatal", max_failures=1
-    )
-    assert result.status is S.FAILED and result.failure_count == 1
-
-
-@pytest.mark.parametrize("how", ["taken_over", "other_worker", "released", "stale_epoch"])
-async def test_retry_by_a_non_holder_raises_claim_lost(store: ExecutionStore, how: str) -> None:
-    execution, lease = await start_running(store, timeout_ms=SHORT_LEASE_MS)
-    worker, epoch = WORKER, lease.epoch
-    if how == "taken_over":
-        await wait_for_lease_end(store, lease)
-        await claim(store, execution.id, OTHER_WORKER)
-    elif how == "other_worker":
-        worker = OTHER_WORKER
-    elif how == "released":
-        assert await store.release_execution(execution.id, WORKER)
-    else:
-        epoch = lease.epoch + 1
-    before = await get_existing(store, execution.id)
-    claim_before = await store.get_claim_for_execution(execution.id)
-    with pytest.raises(ClaimLost):
-        await store.retry_execution(execution.id, worker_id=worker, epoch=epoch, reason="late")
-    assert await get_existing(store, execution.id) == before
-    assert await store.get_claim_for_execution(execution.id) == claim_before
-
-
-async def test_retry_of_unknown_execution_raises_not_found(store: ExecutionStore) -> None:
-    with pytest.raises(ExecutionNotFound):
-        await store.retry_execution("EX-unknown", worker_id=WORKER, epoch=1, reason="x")
-
-
-# ---------------------------------------------------------------- update_failure_info
-
-
-async def test_update_failure_info(store: ExecutionStore) -> None:
-    execution, _ = await start_running(store)
-    before = await store.now()
-    assert await store.update_failure_info(execution.id, 3, "flaky network") is True
-    got = await get_existing(store, execution.id)
-    assert got.failure_count == 3
-    assert got.last_failure_reason == "flaky network"
-    assert got.last_failure_at is not None and got.last_failure_at >= before
-    assert_utc(got.last_failure_at)
-    assert got.status is S.RUNNING
-    assert execution.id in await live_claim_ids(store)
-    assert await store.update_failure_info(execution.id, 0, "reset by operator") is True
-    assert (await get_existing(store, execution.id)).failure_count == 0
-
-
-async def test_update_failure_info_of_unknown_execution_is_false(store: ExecutionStore) -> None:
-    assert await store.update_failure_info("EX-unknown", 1, "x") is False
-
 
 # ---------------------------------------------------------------- the recovery query and sweep
 
@@ -495,77 +359,6 @@ async def test_closing_the_holder_frees_the_lock(
         assert loop.time() < deadline, "the lock of a closed store was never freed"
         await asyncio.sleep(0.05)
     assert await store.release_recovery_lock(9) is True
-
-
-# ---------------------------------------------------------------- retention and stats
-
-
-async def test_purge_finished_deletes_whole_finished_trees(store: ExecutionStore) -> None:
-    finished_roots = []
-    children = []
-    for terminal in (S.COMPLETED, S.FAILED, S.STOPPED):
-        root = await create_root(store)
-        child = await create_child(store, root)
-        assert await set_status(store, child.id, S.STOPPED)
-        await store.record_recovery(child.id, RECOVERER, "manual")
-        assert await set_status(store, root.id, S.RUNNING)
-        assert await set_status(store, root.id, terminal)
-        finished_roots.append(root)
-        children.append(child)
-    running, _ = await start_running(store)
-    queued = await create_root(store)
-    cutoff = await store.now()
-    await wait_until_past(store, cutoff)
-    late_id = await make_in_status(store, S.COMPLETED)  # finished after the cutoff
-
-    assert await store.purge_finished(cutoff) == 3
-    for gone in finished_roots + children:
-        assert await store.get(gone.id) is None
-        assert await store.get_recovery_history(gone.id) == []
-    for kept in (running.id, queued.id, late_id):
-        assert await store.get(kept) is not None
-    assert await store.purge_finished(cutoff) == 0
-
-
-async def test_purge_finished_respects_limit(store: ExecutionStore) -> None:
-    ids = [await make_in_status(store, S.COMPLETED) for _ in range(5)]
-    cutoff = await store.now()
-    await wait_until_past(store, cutoff)
-    assert await store.purge_finished(cutoff, limit=2) == 2
-    assert await store.purge_finished(cutoff, limit=2) == 2
-    assert await store.purge_finished(cutoff, limit=2) == 1
-    assert await store.purge_finished(cutoff, limit=2) == 0
-    assert [await store.get(i) for i in ids] == [None] * 5
-
-
-async def test_stats(store: ExecutionStore) -> None:
-    empty = await store.get_stats()
-    assert sum(empty.counts_by_status.values()) == 0
-    assert empty.active_claims == 0
-    assert empty.oldest_queued_at is None
-    assert empty.recoveries_last_hour == 0
-
-    first_queued = await create_root(store)
-    await create_root(store)
-    await start_running(store)
-    await make_in_status(store, S.COMPLETED)
-    paused, lease = await start_running(store)
-    assert await set_status(store, paused.id, S.PAUSED, lease)
-    await store.record_recovery(paused.id, RECOVERER, "manual")
-    stats = await store.get_stats()
-    counts = stats.counts_by_status
-    assert counts.get("created", 0) == 2
-    assert counts.get("running", 0) == 1
-    assert counts.get("paused", 0) == 1
-    assert counts.get("completed", 0) == 1
-    assert counts.get("failed", 0) == 0
-    assert stats.active_claims == 2
-    assert stats.recoveries_last_hour == 1
-    assert stats.oldest_queued_at is not None
-    assert_utc(stats.oldest_queued_at, "oldest_queued_at")
-    queued_at = await get_existing(store, first_queued.id)
-    assert stats.oldest_queued_at <= max(queued_at.created_at, queued_at.available_at)  # type: ignore[type-var]
-    assert stats.oldest_queued_at <= await store.now()
 
 
 async def test_claim_status_after_recovery(store: ExecutionStore) -> None:
