@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 
-from flowexec.model import check_id
+from flowexec.model import check_id, check_int_range
 from flowexec.store.primitives import SqlPrimitives
 from flowexec.store.rows import Row
 
@@ -18,6 +18,19 @@ class FlowCountsFacade(SqlPrimitives):
         for row in await self._flow_count_rows(owner):
             counts.setdefault(row["flow_id"], {})[row["status"]] = int(row["n"])
         return counts
+
+    async def get_finished_counts(self, within_s: int) -> dict[str, int]:
+        """Roots that finished in the last `within_s` seconds on the database clock, per flow:
+        the dashboard's throughput. Read through the retention index on finished roots, so
+        its cost follows the recent finishes, not the table."""
+        seconds = check_int_range(within_s, "within_s", 1, 86_400)
+        return {
+            row["flow_id"]: int(row["n"]) for row in await self._finished_count_rows(seconds)
+        }
+
+    @abstractmethod
+    async def _finished_count_rows(self, within_s: int) -> list[Row]:
+        """(`flow_id`, `n`) rows of roots finished in the last `within_s` seconds."""
 
     @abstractmethod
     async def _flow_count_rows(self, owner_id: str | None) -> list[Row]:

@@ -370,6 +370,11 @@ class ExecutionStore(WorkerRegistry, Protocol):
         """Executions per flow and status (of one owner when given), in one query."""
         ...
 
+    async def get_finished_counts(self, within_s: int) -> dict[str, int]:
+        """Roots finished (completed, failed, stopped) in the last `within_s` seconds, per
+        flow, through the index on finished roots."""
+        ...
+
     # ------------------------------------------------------------ operations
 
     async def wait_for_work(self, timeout_s: float) -> None:

@@ -1,0 +1,143 @@
+"""What each page shows, read from the store through the API's owner rules (`Principal`).
+
+Per-flow counts by status group the whole executions table, so the overview reads them through
+`CountsCache`: one grouped query per owner every `COUNTS_TTL_S`, not one per page view. The
+live figures (queue, throughput, workers, claims) are read on every view through the queue's,
+the retention's and the claims' indexes. Store-wide figures are for admin tokens only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from flowexec.api.auth import Principal
+from flowexec.api.cursors import decode_cursor, encode_cursor
+from flowexec.api.settings import MAX_PAGE
+from flowexec.model import EventType, ExecutionStatus
+from flowexec.model.records import StoreStats
+from flowexec.runtime.client import Client
+from flowexec.store.protocol import ExecutionStore
+
+COUNTS_TTL_S = 10.0
+"""How stale the overview's counts by status may be."""
+THROUGHPUT_WINDOW_S = 300
+"""The overview's throughput: roots finished in this many seconds."""
+TREE_NODES = 500
+"""Most nodes an execution page draws; the API's tree endpoint pages further."""
+EVENTS_ON_PAGE = MAX_PAGE
+"""Events rendered with the page; the live stream continues after them."""
+SHOWN_CLAIMS = 50
+FAILURE_TYPES = (EventType.FLOW_FAILED, EventType.FLOW_RETRYING, EventType.NODE_FAILED)
+ACTIONS: dict[str, frozenset[ExecutionStatus]] = {
+    "stop": frozenset({ExecutionStatus.CREATED, ExecutionStatus.RUNNING, ExecutionStatus.PAUSED}),
+    "pause": frozenset({ExecutionStatus.RUNNING}),
+    "resume": frozenset({ExecutionStatus.PAUSED}),
+    "retry": frozenset({ExecutionStatus.FAILED, ExecutionStatus.STOPPED}),
+}
+"""Each action, and the statuses its button shows in (the store decides in the end)."""
+
+
+@dataclass
+class CountsCache:
+    """Per-flow counts (and, for admins, the store's stats) kept `COUNTS_TTL_S` per owner."""
+
+    ttl_s: float = COUNTS_TTL_S
+    _entries: dict[str | None, tuple[float, Any]] = field(default_factory=dict)
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def get(self, store: ExecutionStore, owner_id: str | None) -> Any:
+        async with self._lock:
+            held = self._entries.get(owner_id)
+            if held is not None and time.monotonic() - held[0] < self.ttl_s:
+                return held[1]
+            counts = await store.get_flow_counts(owner_id=owner_id)
+            stats = await store.get_stats() if owner_id is None else None
+            self._entries[owner_id] = (time.monotonic(), (counts, stats))
+            return counts, stats
+
+
+async def overview(store: ExecutionStore, cache: CountsCache, who: Principal) -> dict[str, Any]:
+    owner = None if who.admin else who.owner_id
+    counts, stats = await cache.get(store, owner)
+    context: dict[str, Any] = {
+        "statuses": list(ExecutionStatus),
+        "flows": sorted(counts.items()),
+        "admin": who.admin,
+    }
+    if not who.admin:
+        return context
+    assert isinstance(stats, StoreStats)
+    queues = {q.flow_id: q for q in await store.get_queue_stats()}
+    finished = await store.get_finished_counts(THROUGHPUT_WINDOW_S)
+    flow_ids = sorted(set(counts) | set(queues) | set(finished))
+    claims = await store.get_active_claims()
+    context.update(
+        flows=[(f, counts.get(f, {})) for f in flow_ids],
+        queues=queues,
+        finished=finished,
+        window_min=THROUGHPUT_WINDOW_S // 60,
+        workers=await store.get_workers(),
+        claims=claims[:SHOWN_CLAIMS],
+        claim_count=len(claims),
+        stats=stats,
+        now=await store.now(),
+    )
+    return context
+
+
+async def flow_page(
+    store: ExecutionStore,
+    who: Principal,
+    flow_id: str,
+    *,
+    status: ExecutionStatus | None,
+    cursor: str | None,
+    limit: int,
+) -> dict[str, Any]:
+    roots = await store.get_root_executions(
+        flow_id,
+        limit,
+        decode_cursor(cursor),
+        owner_id=None if who.admin else who.owner_id,
+        status=status,
+    )
+    return {
+        "flow_id": flow_id,
+        "roots": roots,
+        "status": status,
+        "statuses": list(ExecutionStatus),
+        "limit": limit,
+        "first_page": cursor is None,
+        "next_cursor": encode_cursor(roots[-1]) if len(roots) == limit else None,
+    }
+
+
+async def execution_page(
+    store: ExecutionStore, client: Client, who: Principal, execution_id: str
+) -> dict[str, Any]:
+    """Raises `ExecutionNotFound` for another owner's execution, as for a missing one."""
+    execution = who.visible(await store.get(execution_id), execution_id)
+    nodes = [
+        n for n in await client.tree(execution_id, max_nodes=TREE_NODES)
+        if who.may_see(n.execution)
+    ]
+    events = await store.get_events(execution_id, 0, EVENTS_ON_PAGE)
+    failures = await store.get_events(execution_id, 0, MAX_PAGE, list(FAILURE_TYPES))
+    traceback = next(
+        (e for e in reversed(failures) if isinstance(e.data.get("traceback"), str)), None
+    )
+    return {
+        "execution": execution,
+        "nodes": nodes,
+        "tree_capped": len(nodes) >= TREE_NODES,
+        "events": events,
+        "next_index": events[-1].index + 1 if events else 0,
+        "traceback": traceback,
+        "claim": await store.get_claim_for_execution(execution_id),
+        "recoveries": await store.get_recovery_history(execution_id),
+        "actions": ACTIONS,
+        "options": None if execution.options is None else execution.options.to_json(),
+    }
