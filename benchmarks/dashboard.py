@@ -6,13 +6,15 @@ a queue, claims and throughput to show. A real `flowexec serve` process; one log
 session (the heaviest overview) requests each page in turn over keep-alive loopback HTTP, the
 whole response read. Reported per page: p50, p95 and the slowest of the requests.
 
-The overview's counts by status group the whole table, so it reads them through a cache kept
-for `COUNTS_TTL_S`; the first request after a start (or an expiry) pays for that query, and
-is reported on its own row.
+The overview's counts by status group the whole table, so the dashboard refreshes them in the
+background every `COUNTS_TTL_S` (dashboard/counts.py): that query is timed on its own, as is
+an owner's first overview, the one view that waits for it.
 """
 
 from __future__ import annotations
 
+import re
+import statistics
 import time
 
 import httpx
@@ -22,7 +24,7 @@ from benchmarks._load import LIVE_LEASE_S, Load, load
 from benchmarks.api import _free_port, _serve
 from benchmarks.listing import DEEP_FRACTION, FLOW, TREE_FLOW, TREE_NODES, _cursor
 from flowexec.api.cursors import encode_cursor
-from flowexec.dashboard.views import COUNTS_TTL_S
+from flowexec.dashboard.counts import COUNTS_TTL_S
 
 LIVE_FLOW = "bench-live-flow"
 BUDGET_MS = 300.0
@@ -59,6 +61,12 @@ async def run(ctx: Context) -> list[Table]:
                 vacuum=True,
             )
             bearer = (await store.create_token("bench", admin=True)).bearer
+            owner_bearer = (await store.create_token("bench-owner")).bearer
+            counts_ms = []
+            for _ in range(3):
+                began = time.perf_counter()
+                await store.get_flow_counts()
+                counts_ms.append((time.perf_counter() - began) * 1000)
             async with await pg.connect() as conn:
                 deep = await _cursor(store, conn, prefix, int(trees * DEEP_FRACTION) - 1)
             server = await _serve(ctx.store_url(prefix), prefix, port)
@@ -69,7 +77,7 @@ async def run(ctx: Context) -> list[Table]:
                     login = await http.post("/login", data={"token": bearer, "next": "/"})
                     if login.status_code != 303:
                         raise RuntimeError(f"login: {login.status_code}")
-                    cold = await _timed(http, "/", 1)
+                    first = await _timed(http, "/", 1)
                     pages = {
                         "overview (counts cached)": "/",
                         "flow, first page of 50 roots": f"/flows/{FLOW}",
@@ -85,20 +93,35 @@ async def run(ctx: Context) -> list[Table]:
                     }
                     measured = {label: await _timed(http, path, times)
                                 for label, path in pages.items()}
+                    await http.post("/logout", data={"csrf": _csrf(await http.get("/"))})
+                    await http.post("/login", data={"token": owner_bearer, "next": "/"})
+                    owner_first = await _timed(http, "/", 1)
+                    measured["overview of one owner (after its first)"] = await _timed(
+                        http, "/", times
+                    )
             finally:
                 server.terminate()
                 await server.wait()
     finally:
         await ctx.drop(prefix)
-    return [_table(rows, times, cold[0], measured)]
+    return [_table(rows, times, first[0], owner_first[0], statistics.median(counts_ms),
+                   measured)]
 
 
-def _table(rows: int, times: int, cold: float, measured: dict[str, list[float]]) -> Table:
+def _csrf(page: httpx.Response) -> str:
+    found = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text)
+    if found is None:
+        raise RuntimeError("no CSRF token on the overview")
+    return found.group(1)
+
+
+def _table(rows: int, times: int, first: float, owner_first: float, counts: float,
+           measured: dict[str, list[float]]) -> Table:
     table = Table(
         f"13. Dashboard pages with {rows:,} executions (`flowexec serve`, loopback HTTP)",
         ["page", "p50 (ms)", "p95 (ms)", "slowest (ms)"],
     )
-    table.add("overview, first request (counts queried)", fmt(cold), "", "")
+    table.add("overview, the server's first request (admin)", fmt(first), "", "")
     for label, samples in measured.items():
         table.add(label, fmt(percentile(samples, 50)), fmt(percentile(samples, 95)),
                   fmt(max(samples)))
@@ -106,14 +129,19 @@ def _table(rows: int, times: int, cold: float, measured: dict[str, list[float]])
     table.targets.append(Target(
         f"every page < {BUDGET_MS:g} ms (slowest request of all pages)", f"{fmt(slowest)} ms",
         slowest < BUDGET_MS))
+    table.add("overview, an owner's first view (its counts read then)", fmt(owner_first), "", "")
+    table.add(f"the counts query the refresh runs every {COUNTS_TTL_S:g} s (not a request)",
+              fmt(counts), "", "")
     table.targets.append(Target(
-        f"overview with fresh counts < {BUDGET_MS:g} ms", f"{fmt(cold)} ms", cold < BUDGET_MS))
+        f"the server's first overview < {BUDGET_MS:g} ms", f"{fmt(first)} ms",
+        first < BUDGET_MS))
     table.notes += [
         f"{times} requests per page, one after another, by one admin session; each figure "
         "includes authenticating the session's token and rendering the HTML.",
-        f"The overview's counts by status are one grouped query over the whole table, kept "
-        f"{COUNTS_TTL_S:g} s per owner; its live figures (queue, throughput, claims, workers) "
-        "are read on every request through partial indexes.",
+        f"The overview's counts by status are one grouped query over the whole table; a "
+        f"background loop re-reads them every {COUNTS_TTL_S:g} s for the admins' view and for "
+        "each owner who looked in the last 10 minutes. Its live figures (queue, throughput, "
+        "recoveries, claims, workers) are read on every request through partial indexes.",
     ]
     return table
 

@@ -97,3 +97,12 @@ async def test_finished_counts_are_the_roots_that_finished_recently_per_flow(
     for bad in (0, 86_401, 1.5):
         with pytest.raises(ValidationError, match="within_s"):
             await store.get_finished_counts(bad)  # type: ignore[arg-type]
+
+
+async def test_recoveries_are_counted_within_a_window(store: ExecutionStore) -> None:
+    execution_id = await Client(store).create("a", owner_id="alice")
+    assert await store.count_recoveries(3600) == 0
+    await store.record_recovery(execution_id, "sweeper", "lease expired")
+    assert await store.count_recoveries(3600) == 1
+    with pytest.raises(ValidationError, match="within_s"):
+        await store.count_recoveries(0)

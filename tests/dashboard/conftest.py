@@ -41,8 +41,11 @@ def chromium_path() -> str | None:
     return os.environ.get(CHROMIUM_ENV) or shutil.which("chromium")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """One Chromium for a module's tests (they are all in test_browser.py). Playwright's sync
+    API keeps an event loop running in the main thread while it is open, so it must close
+    before any asyncio test runs."""
     executable = chromium_path()
     if executable is None:
         pytest.skip(HOW_TO_GET_CHROMIUM)

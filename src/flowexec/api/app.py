@@ -61,7 +61,8 @@ def create_app(
         app.state.client = Client(store)
         app.state.metrics = FlowexecMetrics(store)
         try:
-            yield
+            async with app.state.dashboard_counts.refreshing(store):
+                yield
         finally:
             if owned:
                 await store.close()

@@ -14,9 +14,9 @@ from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 
 from flowexec.dashboard import actions, pages
+from flowexec.dashboard.counts import CountsCache
 from flowexec.dashboard.render import page, redirect
 from flowexec.dashboard.session import COOKIE, CrossSiteRefused, LoginRequired
-from flowexec.dashboard.views import CountsCache
 
 STATIC_PATH = "/static"
 

@@ -18,6 +18,7 @@ from flowexec.api.executions import Commands
 from flowexec.api.problems import error_problem
 from flowexec.api.settings import DEFAULT_PAGE, MAX_PAGE
 from flowexec.dashboard import views
+from flowexec.dashboard.counts import CountsCache
 from flowexec.dashboard.render import page, redirect
 from flowexec.dashboard.session import Looking, Viewer
 from flowexec.errors import FlowexecError, ValidationError
@@ -59,7 +60,7 @@ def _status(value: str | None) -> ExecutionStatus | None:
 
 @router.get("/")
 async def overview(request: Request, viewer: Looking, store: Store) -> Response:
-    cache: views.CountsCache = request.app.state.dashboard_counts
+    cache: CountsCache = request.app.state.dashboard_counts
     return await shown(
         request, viewer, "overview.html", views.overview(store, cache, viewer.principal)
     )

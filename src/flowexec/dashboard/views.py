@@ -1,28 +1,22 @@
 """What each page shows, read from the store through the API's owner rules (`Principal`).
 
-Per-flow counts by status group the whole executions table, so the overview reads them through
-`CountsCache`: one grouped query per owner every `COUNTS_TTL_S`, not one per page view. The
-live figures (queue, throughput, workers, claims) are read on every view through the queue's,
-the retention's and the claims' indexes. Store-wide figures are for admin tokens only.
+The overview's counts by status come from `CountsCache` (counts.py); its live figures (queue,
+throughput, recoveries, workers, claims) are read on every view through the queue's, the
+retention's, the recoveries' and the claims' indexes. Store-wide figures are for admins only.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from flowexec.api.auth import Principal
 from flowexec.api.cursors import decode_cursor, encode_cursor
 from flowexec.api.settings import MAX_PAGE
+from flowexec.dashboard.counts import CountsCache
 from flowexec.model import EventType, ExecutionStatus
-from flowexec.model.records import StoreStats
 from flowexec.runtime.client import Client
 from flowexec.store.protocol import ExecutionStore
 
-COUNTS_TTL_S = 10.0
-"""How stale the overview's counts by status may be."""
 THROUGHPUT_WINDOW_S = 300
 """The overview's throughput: roots finished in this many seconds."""
 TREE_NODES = 500
@@ -40,28 +34,8 @@ ACTIONS: dict[str, frozenset[ExecutionStatus]] = {
 """Each action, and the statuses its button shows in (the store decides in the end)."""
 
 
-@dataclass
-class CountsCache:
-    """Per-flow counts (and, for admins, the store's stats) kept `COUNTS_TTL_S` per owner."""
-
-    ttl_s: float = COUNTS_TTL_S
-    _entries: dict[str | None, tuple[float, Any]] = field(default_factory=dict)
-    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-    async def get(self, store: ExecutionStore, owner_id: str | None) -> Any:
-        async with self._lock:
-            held = self._entries.get(owner_id)
-            if held is not None and time.monotonic() - held[0] < self.ttl_s:
-                return held[1]
-            counts = await store.get_flow_counts(owner_id=owner_id)
-            stats = await store.get_stats() if owner_id is None else None
-            self._entries[owner_id] = (time.monotonic(), (counts, stats))
-            return counts, stats
-
-
 async def overview(store: ExecutionStore, cache: CountsCache, who: Principal) -> dict[str, Any]:
-    owner = None if who.admin else who.owner_id
-    counts, stats = await cache.get(store, owner)
+    counts = await cache.get(store, None if who.admin else who.owner_id)
     context: dict[str, Any] = {
         "statuses": list(ExecutionStatus),
         "flows": sorted(counts.items()),
@@ -69,7 +43,6 @@ async def overview(store: ExecutionStore, cache: CountsCache, who: Principal) ->
     }
     if not who.admin:
         return context
-    assert isinstance(stats, StoreStats)
     queues = {q.flow_id: q for q in await store.get_queue_stats()}
     finished = await store.get_finished_counts(THROUGHPUT_WINDOW_S)
     flow_ids = sorted(set(counts) | set(queues) | set(finished))
@@ -82,7 +55,10 @@ async def overview(store: ExecutionStore, cache: CountsCache, who: Principal) ->
         workers=await store.get_workers(),
         claims=claims[:SHOWN_CLAIMS],
         claim_count=len(claims),
-        stats=stats,
+        oldest_queued_at=min(
+            (q.oldest_queued_at for q in queues.values() if q.oldest_queued_at), default=None
+        ),
+        recoveries=await store.count_recoveries(3600),
         now=await store.now(),
     )
     return context

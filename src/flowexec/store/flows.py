@@ -1,4 +1,5 @@
-"""Which flows the store has seen and how many executions of each are in each status."""
+"""Which flows the store has seen, how many executions of each are in each status, and how
+many finished or were recovered lately (the dashboard's overview)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,16 @@ class FlowCountsFacade(SqlPrimitives):
         return {
             row["flow_id"]: int(row["n"]) for row in await self._finished_count_rows(seconds)
         }
+
+    async def count_recoveries(self, within_s: int) -> int:
+        """Recoveries recorded in the last `within_s` seconds on the database clock, through the
+        index on `recovered_at`."""
+        seconds = check_int_range(within_s, "within_s", 1, 86_400)
+        return int((await self._recovery_count_rows(seconds))[0]["n"])
+
+    @abstractmethod
+    async def _recovery_count_rows(self, within_s: int) -> list[Row]:
+        """One (`n`) row: recoveries in the last `within_s` seconds."""
 
     @abstractmethod
     async def _finished_count_rows(self, within_s: int) -> list[Row]:

@@ -375,6 +375,10 @@ class ExecutionStore(WorkerRegistry, Protocol):
         flow, through the index on finished roots."""
         ...
 
+    async def count_recoveries(self, within_s: int) -> int:
+        """Recoveries recorded in the last `within_s` seconds."""
+        ...
+
     # ------------------------------------------------------------ operations
 
     async def wait_for_work(self, timeout_s: float) -> None:

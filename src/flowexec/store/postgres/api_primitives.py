@@ -39,3 +39,6 @@ class PostgresApiPrimitives(TokenFacade, FlowCountsFacade):
 
     async def _finished_count_rows(self, within_s: int) -> list[Row]:
         return await self._rows(Q.FINISHED_COUNTS, {"within_s": within_s})
+
+    async def _recovery_count_rows(self, within_s: int) -> list[Row]:
+        return await self._rows(Q.RECOVERY_COUNT, {"within_s": within_s})

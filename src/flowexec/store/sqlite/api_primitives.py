@@ -43,3 +43,6 @@ class SqliteApiPrimitives(TokenFacade, FlowCountsFacade):
 
     async def _finished_count_rows(self, within_s: int) -> list[Row]:
         return await self._read_rows(Q.FINISHED_COUNTS, {"within_s": within_s})
+
+    async def _recovery_count_rows(self, within_s: int) -> list[Row]:
+        return await self._read_rows(Q.RECOVERY_COUNT, {"within_s": within_s})

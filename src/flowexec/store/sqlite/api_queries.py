@@ -33,3 +33,8 @@ FINISHED_COUNTS = """
     GROUP BY flow_id ORDER BY flow_id
 """
 """Matches the partial index on finished roots' `completed_at`."""
+
+RECOVERY_COUNT = """
+    SELECT count(*) AS n FROM {p}execution_recovery
+    WHERE recovered_at > :now - :within_s * 1000000
+"""
