@@ -125,19 +125,18 @@ def _table(rows: int, times: int, first: float, owner_first: float, counts: floa
     for label, samples in measured.items():
         table.add(label, fmt(percentile(samples, 50)), fmt(percentile(samples, 95)),
                   fmt(max(samples)))
-    slowest = max(max(s) for s in measured.values())
-    table.targets.append(Target(
-        f"every page < {BUDGET_MS:g} ms (slowest request of all pages)", f"{fmt(slowest)} ms",
-        slowest < BUDGET_MS))
     table.add("overview, an owner's first view (its counts read then)", fmt(owner_first), "", "")
     table.add(f"the counts query the refresh runs every {COUNTS_TTL_S:g} s (not a request)",
               fmt(counts), "", "")
+    slowest = max([first, owner_first, *(max(s) for s in measured.values())])
     table.targets.append(Target(
-        f"the server's first overview < {BUDGET_MS:g} ms", f"{fmt(first)} ms",
-        first < BUDGET_MS))
+        f"every page view < {BUDGET_MS:g} ms (the slowest, first views included)",
+        f"{fmt(slowest)} ms", slowest < BUDGET_MS))
     table.notes += [
-        f"{times} requests per page, one after another, by one admin session; each figure "
-        "includes authenticating the session's token and rendering the HTML.",
+        f"{times} requests per page, one after another, by one admin session (then one "
+        "owner's); each figure includes authenticating the session's token and rendering the "
+        "HTML. The refresh loop read the admins' counts when the server started, so the "
+        "server's first overview found them.",
         f"The overview's counts by status are one grouped query over the whole table; a "
         f"background loop re-reads them every {COUNTS_TTL_S:g} s for the admins' view and for "
         "each owner who looked in the last 10 minutes. Its live figures (queue, throughput, "
