@@ -34,16 +34,22 @@ class CountsCache:
     def __init__(self, ttl_s: float = COUNTS_TTL_S, keep_s: float = KEEP_S) -> None:
         self.ttl_s = ttl_s
         self.keep_s = keep_s
-        self._counts: dict[str | None, Counts] = {}
-        self._asked: dict[str | None, float] = {None: time.monotonic()}
+        self._counts: dict[str | None, tuple[float, Counts]] = {}
+        self._asked: dict[str | None, float] = {}
 
     async def get(self, store: ExecutionStore, owner_id: str | None) -> Counts:
-        """The cached counts, or (on the owner's first view) read now."""
+        """The cached counts; read now on the owner's first view, or when the loop has not
+        refreshed them lately (it refreshes only what was asked for)."""
         self._asked[owner_id] = time.monotonic()
         held = self._counts.get(owner_id)
-        if held is None:
-            held = self._counts[owner_id] = await store.get_flow_counts(owner_id=owner_id)
-        return held
+        if held is None or time.monotonic() - held[0] > 2 * self.ttl_s:
+            return await self._read(store, owner_id)
+        return held[1]
+
+    async def _read(self, store: ExecutionStore, owner_id: str | None) -> Counts:
+        counts = await store.get_flow_counts(owner_id=owner_id)
+        self._counts[owner_id] = (time.monotonic(), counts)
+        return counts
 
     async def _refresh(self, store: ExecutionStore) -> None:
         now = time.monotonic()
@@ -51,15 +57,20 @@ class CountsCache:
             if now - asked > self.keep_s:
                 del self._asked[owner_id]
                 self._counts.pop(owner_id, None)
-                continue
-            self._counts[owner_id] = await store.get_flow_counts(owner_id=owner_id)
+            else:
+                await self._read(store, owner_id)
 
     async def _loop(self, store: ExecutionStore) -> None:
+        started = False
         while True:
             try:
-                await self._refresh(store)
+                if started:
+                    await self._refresh(store)
+                else:  # once at the start, so that the first admin view finds them
+                    await self._read(store, None)
             except FlowexecError as exc:  # the store is down: keep the last counts, try again
                 log.warning("the dashboard could not refresh its counts: %s", exc)
+            started = True
             await asyncio.sleep(self.ttl_s)
 
     @contextlib.asynccontextmanager
