@@ -4,8 +4,10 @@ execution finish, stop one with its button, and meet another owner's execution r
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -124,7 +126,7 @@ def test_a_live_execution_shows_its_events_and_completes_without_a_reload(
     expect(page.locator("form[data-when]:visible")).to_have_count(0)  # nothing left to do
 
 
-def test_the_stop_button_stops_a_running_execution(
+def test_the_buttons_pause_resume_and_stop_a_running_execution(
     page: Any, dashboard: Dashboard, tmp_path: Path
 ) -> None:
     execution_id = sleeper(dashboard, 300)
@@ -140,10 +142,11 @@ def test_the_stop_button_stops_a_running_execution(
         expect(page.locator("#execution .status")).to_have_text("running")
         expect(page.get_by_text("dash-worker").first).to_be_visible()  # the claim
 
-        page.once("dialog", lambda dialog: dialog.accept())
-        page.get_by_role("button", name="Stop").click()
-        expect(page.locator("#execution .status")).to_have_text("stopped")
-        expect(page.locator("form[data-when]:visible")).to_have_text(["Retry"])
+        for button, status in (("Pause", "paused"), ("Resume", "running"), ("Stop", "stopped")):
+            page.once("dialog", lambda dialog: dialog.accept())
+            page.get_by_role("button", name=button).click()
+            expect(page.locator("#execution .status")).to_have_text(status)
+        expect(page.locator("form[data-when]:visible")).to_have_count(0)
     finally:
         stop_processes([worker])
     assert status_of(dashboard, execution_id) is ExecutionStatus.STOPPED
@@ -187,3 +190,29 @@ def test_a_revoked_token_is_logged_out_on_its_next_request(
     page.reload()
     assert page.url.startswith(f"{dashboard.base_url}/login")
     assert page.context.cookies() == []
+
+
+def test_times_show_in_the_viewers_zone_and_an_execution_fits_a_phone(
+    browser: Any, dashboard: Dashboard
+) -> None:
+    execution_id = sleeper(dashboard, 1)
+
+    async def created(store: ExecutionStore) -> datetime:
+        execution = await store.get(execution_id)
+        assert execution is not None
+        return execution.created_at
+
+    local = (dashboard.run(created)).astimezone(ZoneInfo("Asia/Kolkata"))
+    context = browser.new_context(
+        base_url=dashboard.base_url, timezone_id="Asia/Kolkata", locale="en-GB",
+        viewport={"width": 390, "height": 844}, is_mobile=True,
+    )
+    try:
+        phone = context.new_page()
+        log_in(phone, dashboard, "alice", f"/executions/{execution_id}")
+        expect(phone.locator("dd time").first).to_have_text(local.strftime("%d/%m/%Y, %H:%M:%S"))
+        width = phone.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390  # nothing wider than the screen: wide tables scroll in their card
+        expect(phone.get_by_role("button", name="Stop")).to_be_in_viewport()
+    finally:
+        context.close()

@@ -73,6 +73,10 @@ def test_actions_from_another_site_or_without_the_csrf_token_are_refused(
     assert http.post(f"/executions/{execution_id}/explode", data={"csrf": csrf}).status_code == 400
     again = http.post(stop, data={"csrf": csrf})
     assert again.status_code == 409 and "stopped" in again.text
+    for action in ("retry", "pause", "resume"):  # a finished execution stays finished
+        answer = http.post(f"/executions/{execution_id}/{action}", data={"csrf": csrf})
+        assert answer.status_code == 409, action
+    assert status_of(dashboard, execution_id) is ExecutionStatus.STOPPED
 
 
 def test_the_cookie_is_secure_behind_https_and_a_login_stays_on_this_site(

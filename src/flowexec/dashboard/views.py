@@ -29,9 +29,11 @@ ACTIONS: dict[str, frozenset[ExecutionStatus]] = {
     "stop": frozenset({ExecutionStatus.CREATED, ExecutionStatus.RUNNING, ExecutionStatus.PAUSED}),
     "pause": frozenset({ExecutionStatus.RUNNING}),
     "resume": frozenset({ExecutionStatus.PAUSED}),
-    "retry": frozenset({ExecutionStatus.FAILED, ExecutionStatus.STOPPED}),
+    "retry": frozenset({ExecutionStatus.RUNNING, ExecutionStatus.PAUSED}),
 }
-"""Each action, and the statuses its button shows in (the store decides in the end)."""
+"""Each action, and the statuses its button shows in (the store decides in the end). Retry
+ends the current attempt and requeues it (`Client.retry`); a finished execution stays
+finished."""
 
 
 async def overview(store: ExecutionStore, cache: CountsCache, who: Principal) -> dict[str, Any]:
