@@ -138,9 +138,10 @@ def _table(rows: int, times: int, first: float, owner_first: float, counts: floa
         "HTML. The refresh loop read the admins' counts when the server started, so the "
         "server's first overview found them.",
         f"The overview's counts by status are one grouped query over the whole table; a "
-        f"background loop re-reads them every {COUNTS_TTL_S:g} s for the admins' view and for "
-        "each owner who looked in the last 10 minutes. Its live figures (queue, throughput, "
-        "recoveries, claims, workers) are read on every request through partial indexes.",
+        f"background loop reads the admins' view at the start, then re-reads every "
+        f"{COUNTS_TTL_S:g} s each view (the admins' or an owner's) looked at in the last 10 "
+        "minutes. Its live figures (queue, throughput, recoveries, claims, workers) are read on "
+        "every request through partial indexes.",
     ]
     return table
 
