@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from fastapi import Depends, Request
 
-from flowexec.api.auth import ANONYMOUS, Principal, api_settings, api_store
+from flowexec.api.auth import ANONYMOUS, EVERYONE, Principal, api_settings, api_store
 
 COOKIE = "flowexec_session"
 FORM_TYPE = "application/x-www-form-urlencoded"
@@ -48,16 +48,14 @@ def csrf_for(secret: str) -> str:
 async def viewer(request: Request) -> Viewer:
     """The session's viewer; `LoginRequired` without a live token."""
     if not api_settings(request).auth:
-        principal = Principal(owner_id=ANONYMOUS, admin=True, key=ANONYMOUS)
-        return Viewer(principal, csrf_for(ANONYMOUS), auth=False)
+        return Viewer(EVERYONE, csrf_for(ANONYMOUS), auth=False)
     bearer = request.cookies.get(COOKIE)
     if not bearer:
         raise LoginRequired
     token = await api_store(request).authenticate(bearer)
     if token is None:
         raise LoginRequired
-    principal = Principal(owner_id=token.owner_id, admin=token.admin, key=token.token_id)
-    return Viewer(principal, csrf_for(bearer), auth=True)
+    return Viewer(Principal.of(token), csrf_for(bearer), auth=True)
 
 
 async def form_fields(request: Request) -> dict[str, str]:
