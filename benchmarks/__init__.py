@@ -12,5 +12,6 @@ not exist yet is skipped.
 - `listing`: root pages with levels/total_nested at 1,000,000 rows vs the reference's query
 - `flat_cost`: claim_next with 10,000 vs 1,000,000 rows of history
 - `recovery`: sweeping 10,000 executions whose worker died
+- `dashboard`: every dashboard page over HTTP from `flowexec serve` at 1,000,000 executions
 - `peers`: flowexec's Worker vs pgqueuer, procrastinate and oban (`--peers`; `.[bench]` extra)
 """

@@ -22,7 +22,7 @@ from benchmarks._postgres import bench_database
 from benchmarks._report import Report, header
 
 WORKLOADS = ("claim_one", "drain", "sqlite_drain", "latency", "listing", "flat_cost", "recovery",
-             "steps", "api", "metrics_scrape", "heartbeat", "peers")
+             "steps", "api", "metrics_scrape", "heartbeat", "dashboard", "peers")
 """Modules of this package, in the order they run; each defines `WORKLOAD`."""
 
 

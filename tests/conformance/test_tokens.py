@@ -6,6 +6,7 @@ import pytest
 
 from flowexec.errors import ValidationError
 from flowexec.model import new_execution
+from flowexec.runtime.client import Client
 from flowexec.store.protocol import ExecutionStore
 from flowexec.store.tokens import TokenFacade
 
@@ -78,3 +79,30 @@ async def test_flow_counts_group_by_flow_and_status_per_owner(store: ExecutionSt
     assert await counts(owner_id="nobody") == {}
     with pytest.raises(ValidationError, match="owner_id"):
         await counts(owner_id="")
+
+
+async def test_finished_counts_are_the_roots_that_finished_recently_per_flow(
+    store: ExecutionStore,
+) -> None:
+    client = Client(store)
+    done = [await client.create(flow, owner_id="alice") for flow in ("a", "a", "b")]
+    waiting = await client.create("a", owner_id="alice")
+    parent = await store.get(waiting)
+    assert parent is not None
+    child = new_execution("a", "alice", parent=parent)
+    await store.create(child)
+    for execution_id in [*done, child.id]:
+        await client.stop(execution_id)
+    assert await store.get_finished_counts(60) == {"a": 2, "b": 1}
+    for bad in (0, 86_401, 1.5):
+        with pytest.raises(ValidationError, match="within_s"):
+            await store.get_finished_counts(bad)  # type: ignore[arg-type]
+
+
+async def test_recoveries_are_counted_within_a_window(store: ExecutionStore) -> None:
+    execution_id = await Client(store).create("a", owner_id="alice")
+    assert await store.count_recoveries(3600) == 0
+    await store.record_recovery(execution_id, "sweeper", "lease expired")
+    assert await store.count_recoveries(3600) == 1
+    with pytest.raises(ValidationError, match="within_s"):
+        await store.count_recoveries(0)

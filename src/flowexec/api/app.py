@@ -1,8 +1,8 @@
 """`create_app`: the HTTP API as an ASGI app over one store, to serve or to mount.
 
-Routers per area (executions, events, system), all under `API_PREFIX`; a later area (the
-dashboard) is one more `include_router`. The store is opened by the app's lifespan when given
-as a URL, and closed with it.
+Routers per area (executions, events, system), all under `API_PREFIX`; the dashboard
+(`flowexec.dashboard`) is installed at `/`. The store is opened by the app's lifespan when
+given as a URL, and closed with it.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from flowexec.api.problems import PROBLEM_JSON, BodySizeLimit, install_problem_h
 from flowexec.api.schemas import Problem
 from flowexec.api.settings import API_PREFIX, ApiSettings
 from flowexec.api.streams import StreamSlots
+from flowexec.dashboard import install_dashboard
 from flowexec.metrics import FlowexecMetrics
 from flowexec.model import DEFAULT_TABLE_PREFIX
 from flowexec.runtime.client import Client
@@ -60,7 +61,8 @@ def create_app(
         app.state.client = Client(store)
         app.state.metrics = FlowexecMetrics(store)
         try:
-            yield
+            async with app.state.dashboard_counts.refreshing(store):
+                yield
         finally:
             if owned:
                 await store.close()
@@ -80,6 +82,7 @@ def create_app(
     for router in (executions.router, events.router, system.router):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(metrics_route.router)
+    install_dashboard(app)
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app

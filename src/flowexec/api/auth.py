@@ -17,6 +17,7 @@ from flowexec.api.settings import ApiSettings
 from flowexec.errors import ExecutionNotFound
 from flowexec.model import Execution
 from flowexec.store.protocol import ExecutionStore
+from flowexec.store.tokens import ApiToken
 
 ANONYMOUS = "anonymous"
 
@@ -52,6 +53,14 @@ class Principal:
             )
         return requested
 
+    @classmethod
+    def of(cls, token: ApiToken) -> Principal:
+        return cls(owner_id=token.owner_id, admin=token.admin, key=token.token_id)
+
+
+EVERYONE = Principal(owner_id=ANONYMOUS, admin=True, key=ANONYMOUS)
+"""Who every request is when the server runs without authentication."""
+
 
 def api_store(request: Request) -> ExecutionStore:
     store: ExecutionStore = request.app.state.store
@@ -71,7 +80,7 @@ async def principal(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     if not api_settings(request).auth:
-        return Principal(owner_id=ANONYMOUS, admin=True, key=ANONYMOUS)
+        return EVERYONE
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise ApiProblem(
             401, "unauthorized", "send 'Authorization: Bearer <token>'", _UNAUTHORIZED
@@ -79,7 +88,7 @@ async def principal(
     token = await api_store(request).authenticate(credentials.credentials)
     if token is None:
         raise ApiProblem(401, "unauthorized", "the token is unknown or revoked", _UNAUTHORIZED)
-    return Principal(owner_id=token.owner_id, admin=token.admin, key=token.token_id)
+    return Principal.of(token)
 
 
 Caller = Annotated[Principal, Depends(principal)]

@@ -31,7 +31,7 @@ def _types(values: list[str] | None) -> list[str] | None:
     return [t for value in values for t in value.split(",") if t]
 
 
-def _resume_index(last_event_id: str | None, from_index: int) -> int:
+def resume_index(last_event_id: str | None, from_index: int) -> int:
     if last_event_id is None:
         return from_index
     value = last_event_id.strip()
@@ -65,7 +65,7 @@ async def get_events(
         page = await store.get_events(execution_id, from_index, limit, wanted)
         next_index = page[-1].index + 1 if page else from_index
         return EventPage(items=[EventOut.of(e) for e in page], next_index=next_index)
-    start = _resume_index(last_event_id, from_index)
+    start = resume_index(last_event_id, from_index)
     if execution.status.is_terminal and not await store.get_events(
         execution_id, start, 1, wanted
     ):

@@ -36,3 +36,9 @@ class PostgresApiPrimitives(TokenFacade, FlowCountsFacade):
 
     async def _flow_count_rows(self, owner_id: str | None) -> list[Row]:
         return await self._rows(Q.FLOW_COUNTS[owner_id is not None], {"owner_id": owner_id})
+
+    async def _finished_count_rows(self, within_s: int) -> list[Row]:
+        return await self._rows(Q.FINISHED_COUNTS, {"within_s": within_s})
+
+    async def _recovery_count_rows(self, within_s: int) -> list[Row]:
+        return await self._rows(Q.RECOVERY_COUNT, {"within_s": within_s})

@@ -25,3 +25,16 @@ FLOW_COUNTS = {
     True: _FLOW_COUNTS.format(where="WHERE owner_id = %(owner_id)s"),
 }
 """Keyed by: has an owner filter."""
+
+FINISHED_COUNTS = """
+    SELECT flow_id, count(*) AS n FROM {p}executions
+    WHERE parent_execution_id IS NULL AND status IN ('completed', 'failed', 'stopped')
+        AND completed_at > now() - make_interval(secs => %(within_s)s)
+    GROUP BY flow_id ORDER BY flow_id
+"""
+"""Matches the partial index on finished roots' `completed_at`."""
+
+RECOVERY_COUNT = """
+    SELECT count(*) AS n FROM {p}execution_recovery
+    WHERE recovered_at > now() - make_interval(secs => %(within_s)s)
+"""

@@ -28,3 +28,9 @@ class SqliteApiPrimitives(TokenFacade, FlowCountsFacade, SqlitePlumbing):
 
     async def _flow_count_rows(self, owner_id: str | None) -> list[Row]:
         return await self._read_rows(Q.FLOW_COUNTS[owner_id is not None], {"owner_id": owner_id})
+
+    async def _finished_count_rows(self, within_s: int) -> list[Row]:
+        return await self._read_rows(Q.FINISHED_COUNTS, {"within_s": within_s})
+
+    async def _recovery_count_rows(self, within_s: int) -> list[Row]:
+        return await self._read_rows(Q.RECOVERY_COUNT, {"within_s": within_s})
