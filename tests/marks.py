@@ -85,7 +85,9 @@ def mark(target: str, prefix: str, kind: str, execution_id: str, worker_id: str,
             if _is_postgres(target):
                 pg = getattr(_local, "pg", None)
                 if pg is None or pg.closed:
-                    pg = _local.pg = psycopg.connect(target, autocommit=True, connect_timeout=5)
+                    pg = _local.pg = psycopg.connect(
+                        target, autocommit=True, connect_timeout=5, prepare_threshold=None
+                    )
                 pg.execute(insert.replace("?", "%s"), row)
             else:
                 conn = getattr(_local, "conn", None)
