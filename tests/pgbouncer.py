@@ -76,7 +76,11 @@ class PgBouncer:
     @property
     def url(self) -> str:
         """Through the transaction-pooled alias."""
-        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}"
+        return self.url_at(self.host)
+
+    def url_at(self, host: str) -> str:
+        """The transaction-pooled alias at another of its listening addresses."""
+        return f"postgresql://{self.user}@{host}:{self.port}/{self.dbname}"
 
     @property
     def session_url(self) -> str:
