@@ -8,13 +8,11 @@ from typing import Any, Literal
 
 from flowexec.errors import ConfigError
 from flowexec.store.options import check_int_option, check_option_names, check_seconds_option
+from flowexec.store.urls import SESSION_URL_ENV
 
 MAX_POOL_SIZE = 1000
 MAX_CONNECT_TIMEOUT_S = 3600
 MAX_POLL_INTERVAL_S = 60.0
-
-SESSION_URL_ENV = "FLOWEXEC_SESSION_DATABASE_URL"
-"""Where `session_url` comes from when the caller gives none."""
 
 Pooler = Literal["auto", "transaction", "session", "none"]
 POOLERS: tuple[Pooler, ...] = ("auto", "transaction", "session", "none")

@@ -130,14 +130,17 @@ class PostgresPlumbing(SqlPrimitives):
     async def _choose_wakeups(self) -> None:
         """LISTEN on the session URL, or on the URL if no transaction pooler is in the way
         and a self-test NOTIFY comes through; else poll, said once in the log."""
+        level = logging.INFO  # the documented set-up: a transaction alias alone
         if self.options.session_url is None and self.transaction_pooled:
             reason = "the URL goes through a transaction pooler and no session_url was given"
         elif await self._listener.self_test(self._notify, SELF_TEST_TIMEOUT_S):
             return
         else:
             reason = "a self-test NOTIFY did not arrive on the listening connection"
+            level = logging.WARNING
         self.polling = True
-        log.warning(
+        log.log(
+            level,
             "no LISTEN for %s (%s): waiters poll every %g s; give session_url (a direct or "
             "session-pooled URL) for wake-ups by NOTIFY",
             self.table_prefix, reason, self.options.poll_interval_s,
