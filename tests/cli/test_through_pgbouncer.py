@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from flowexec.store.protocol import ExecutionStore
-from flowexec.store.urls import SESSION_URL_ENV
 from tests.cli import cli_app
 from tests.cli.conftest import Cli
 from tests.pgbouncer import PgBouncer
+
+from flowexec.store.protocol import ExecutionStore
+from flowexec.store.urls import SESSION_URL_ENV
 
 pytestmark = pytest.mark.parametrize("route", ["pgbouncer"], indirect=True)
 

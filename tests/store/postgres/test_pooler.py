@@ -167,9 +167,10 @@ async def test_a_pgbouncer_restart_mid_run_leaves_nothing_stuck(
 ) -> None:
     store = await open_pooled(bouncer.url, session_url=bouncer.session_url)
     client = await app.client(await open_pooled(bouncer.url))
-    # A run whose final write met the restart is left to its lease and the recovery sweep.
+    # A run whose final write met the restart is left to its lease and the recovery sweep,
+    # which requeues it with a backoff: the worker's own poll (PostgreSQL's default) finds it.
     async with running_worker(
-        app, store, poll_interval_s=NEVER_POLL_S, claim_timeout_ms=1_000, recovery=True,
+        app, store, poll_interval_s=1.0, claim_timeout_ms=1_000, recovery=True,
         recovery_interval_s=0.5,
     ):
         first = [await client.create(FLOW, owner_id="o") for _ in range(20)]
