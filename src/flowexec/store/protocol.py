@@ -254,7 +254,7 @@ class ExecutionStore(WorkerRegistry, Protocol):
     async def expire_old_claims(self, *, leader: int | None = None) -> int:
         """Mark lapsed leases expired. `leader` (a lock id): a write the leader makes as
         leader, which changes nothing unless this store still holds that lock under the term
-        it took it with (a deposed leader's late write is refused; docs/architecture.md §9)."""
+        it took it with (a deposed leader's late write is refused; docs/architecture.md §6)."""
         ...
 
     # ------------------------------------------------------------ failures and recovery
@@ -325,7 +325,7 @@ class ExecutionStore(WorkerRegistry, Protocol):
     ) -> bool:
         """Namespaced per table prefix; held until released or the holder dies. On
         PostgreSQL a lease row with a fencing term: each call renews it for `lease_s` (the
-        database clock), after which another store may take it with a higher term (§9)."""
+        database clock), after which another store may take it with a higher term (§6)."""
         ...
 
     async def release_recovery_lock(self, lock_id: int) -> bool: ...

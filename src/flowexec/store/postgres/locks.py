@@ -5,7 +5,7 @@ get it, and it outlives its holder's disconnect), so a leader holds a row instea
 idea as execution claims: renewed by each `try_lock`, taken over only after it lapsed on the
 database clock, and with a higher term each time it changes hands. Writes a leader makes as
 leader run inside `as_leader`, which checks the term in their own transaction and keeps the
-row locked against a takeover until they commit (docs/architecture.md §9).
+row locked against a takeover until they commit (docs/architecture.md §6).
 """
 
 from __future__ import annotations

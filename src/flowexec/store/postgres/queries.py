@@ -701,7 +701,7 @@ STATS_EXTRA = """
 NOW = "SELECT now() AS now"
 NOTIFY = "SELECT pg_notify(%(channel)s, %(payload)s)"
 
-# Leader leases (docs/architecture.md §9). Taken when free or lapsed, with the next term;
+# Leader leases (docs/architecture.md §6). Taken when free or lapsed, with the next term;
 # renewed by the holder that names its term, keeping it; a lapsed lease is taken anew even by
 # its last holder, with a new term, so writes fenced by the old one stay refused.
 _SAME_LEASE = "l.holder = EXCLUDED.holder AND l.term = %(term)s::bigint AND l.expires_at > now()"

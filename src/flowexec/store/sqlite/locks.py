@@ -69,7 +69,7 @@ class RecoveryFileLocks:
     @contextlib.asynccontextmanager
     async def as_leader(self, lock_id: int) -> AsyncIterator[bool]:
         """Whether this store holds the lock. A flock has no terms to fence with: it cannot be
-        taken from a live holder, and a dead one writes nothing (docs/architecture.md §9)."""
+        taken from a live holder, and a dead one writes nothing (docs/architecture.md §6)."""
         yield lock_id in self._held
 
     async def close(self) -> None:
