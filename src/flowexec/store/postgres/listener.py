@@ -58,13 +58,15 @@ class WorkListener:
 
     async def self_test(self, notify: Callable[[str], Awaitable[None]], timeout_s: float) -> bool:
         """Whether a NOTIFY sent by `notify` (through the store's pool) reaches a session
-        listening on this URL within `timeout_s`; a connection failure counts as no."""
+        listening on this URL within `timeout_s`, connecting included (a session pool that
+        is full queues the connection); a connection failure counts as no."""
         try:
-            conn = await self._connect()
-            async with conn:
-                await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
-                await notify(SELF_TEST_PAYLOAD)
-                async with asyncio.timeout(timeout_s):
+            async with asyncio.timeout(timeout_s):
+                conn = await self._connect()
+                async with conn:
+                    listen = sql.SQL("LISTEN {}").format(sql.Identifier(self._channel))
+                    await conn.execute(listen)
+                    await notify(SELF_TEST_PAYLOAD)
                     async for notification in conn.notifies():
                         if notification.payload == SELF_TEST_PAYLOAD:
                             return True
