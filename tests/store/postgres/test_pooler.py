@@ -153,7 +153,7 @@ async def test_workers_wake_through_the_pooler(
     assert store.polling is not session
     creator = await open_pooled(bouncer.url)  # its own store: no wake-up inside one process
     async with running_worker(app, store, poll_interval_s=NEVER_POLL_S):
-        latencies = await start_latencies(creator, 40)
+        latencies = await start_latencies(creator, 100 if session else 20)
     p99 = statistics.quantiles(latencies, n=100)[98]
     how = "NOTIFY on the session alias" if session else "polling"
     print(
