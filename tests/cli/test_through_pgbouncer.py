@@ -29,7 +29,7 @@ async def test_commands_work_through_the_transaction_alias(
     assert [row["id"] for row in listed["executions"]] == [execution_id]
 
 
-async def test_the_session_database_url_option_reaches_the_store(
+async def test_commands_take_the_session_database_url_option(
     cli: Cli, pgbouncer: PgBouncer
 ) -> None:
     result = await cli(
