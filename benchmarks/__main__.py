@@ -1,5 +1,5 @@
 """`python -m benchmarks [--quick] [--backend postgres|sqlite] [--out FILE.md] [--only a,b]
-[--peers]`.
+[--pgbouncer] [--peers]`.
 
 Runs every workload that applies to the backend, prints each table as it is measured and
 writes them all to `--out`. Exits 1 if a workload failed (an error, never a missed target).
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import importlib
 import sys
 import tempfile
@@ -18,6 +19,12 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from benchmarks._common import Context, Workload
+from benchmarks._pgbouncer import (
+    POOLED_WORKLOADS,
+    pgbouncer_in_front_of,
+    pooled_routes,
+    session_url_env,
+)
 from benchmarks._postgres import bench_database
 from benchmarks._report import Report, header
 
@@ -47,6 +54,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, help="write the markdown report here")
     parser.add_argument("--only", help="comma-separated workload names: " + ", ".join(WORKLOADS))
     parser.add_argument("--reps", type=int, default=3, help="repetitions per figure (>= 3)")
+    parser.add_argument("--pgbouncer", action="store_true",
+                        help="also run the drain and the latency through a PgBouncer of its "
+                        "own (transaction pooling): with LISTEN on its session alias, and "
+                        "with the transaction alias alone (polling)")
     parser.add_argument("--peers", action="store_true",
                         help="only flowexec's Worker against pgqueuer, procrastinate and oban "
                         "(pip install -e '.[bench]'); one repetition with --quick")
@@ -102,6 +113,15 @@ def main(argv: list[str] | None = None) -> int:
         reps = 1 if args.peers and args.quick else args.reps  # --peers --quick measures once
         report = Report(header(args.backend, args.quick, reps, pg, extra), args.quick, args.out)
         failed = asyncio.run(_run(ctx, report, names))
+        if args.pgbouncer and pg is not None:
+            bouncer = stack.enter_context(pgbouncer_in_front_of(pg.url))
+            pooled = [n for n in names if n in POOLED_WORKLOADS]
+            for route, session_url in pooled_routes(bouncer):
+                with session_url_env(session_url):
+                    ctx = dataclasses.replace(
+                        ctx, pooled_url=bouncer.url, route=route, listens=bool(session_url)
+                    )
+                    failed += asyncio.run(_run(ctx, report, pooled))
     print(f"total: {time.perf_counter() - started:.1f} s", file=sys.stderr)
     if failed:
         print(f"failed workloads: {', '.join(failed)}", file=sys.stderr)

@@ -190,6 +190,12 @@ class Context:
     reps: int
     postgres: PostgresBench | None
     sqlite_dir: Path
+    pooled_url: str | None = None
+    """Stores open through PgBouncer's transaction alias at this URL (`--pgbouncer`)."""
+    route: str = ""
+    """How the stores reach PostgreSQL, for the tables' titles ("" when directly)."""
+    listens: bool = True
+    """False when PostgreSQL stores have no LISTEN and poll (a transaction alias alone)."""
     _prefixes: itertools.count[int] = field(default_factory=itertools.count)
 
     def scale(self, full: int, quick: int) -> int:
@@ -208,7 +214,7 @@ class Context:
 
     def store_url(self, prefix: str) -> str:
         if self.backend == "postgres":
-            return self.require_postgres().url
+            return self.pooled_url or self.require_postgres().url
         return f"sqlite:///{self.sqlite_dir / (prefix + '.db')}"
 
     @asynccontextmanager

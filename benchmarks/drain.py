@@ -92,8 +92,9 @@ async def raw_worker(conn: AsyncConn, prefix: str, worker: str) -> int:
 class Drain:
     """One repetition of a pipeline: load, drain against the clock (and the CPU), check."""
 
-    def __init__(self, pg: PostgresBench, prefix: str, count: int) -> None:
+    def __init__(self, pg: PostgresBench, prefix: str, count: int, route: str = "") -> None:
         self.pg = pg
+        self.route = route
         self.prefix = prefix
         self.count = count
         self.cpu: dict[str, list[tuple[float, float]]] = {}
@@ -130,7 +131,7 @@ async def run(ctx: Context) -> list[Table]:
     pg = ctx.require_postgres()
     prefix = ctx.prefix("drain")
     count = ctx.scale(20_000, 1_000)
-    bench = Drain(pg, prefix, count)
+    bench = Drain(pg, prefix, count, ctx.route)
     flow = NoopFlow()
     try:
         async with AsyncExitStack() as stack:
@@ -174,7 +175,7 @@ async def run(ctx: Context) -> list[Table]:
 def _table(bench: Drain, results: dict[str, Stats]) -> Table:
     table = Table(
         f"2. Drain {bench.count:,} executions ({WORKERS} workers, {WORKERS} connections, "
-        f"batch {BATCH})",
+        f"batch {BATCH}){bench.route}",
         ["pipeline", "executions/s", "share of raw", "CPU per execution, server + client (ms)",
          "WAL per execution (bytes)"],
     )
@@ -209,6 +210,8 @@ def _table(bench: Drain, results: dict[str, Stats]) -> Table:
         "The event log is on: every execution also logs `flow:started` and `flow:completed`, "
         "written by the same `claim_and_start` statements, with one NOTIFY per statement.",
     ]
+    if bench.route:
+        table.notes.append("Through PgBouncer: the flowexec rows; raw SQL stays direct.")
     return table
 
 

@@ -160,8 +160,8 @@ async def _store_loop(ctx: Context, creator: ExecutionStore, prefix: str, count:
 
 
 async def run(ctx: Context) -> list[Table]:
-    path = "LISTEN/NOTIFY" if ctx.backend == "postgres" else "polling"
-    title = f"3. Latency: create -> started on an idle worker ({ctx.backend}, {path})"
+    path = "LISTEN/NOTIFY" if ctx.backend == "postgres" and ctx.listens else "polling"
+    title = f"3. Latency: create -> started on an idle worker ({ctx.backend}, {path}){ctx.route}"
     if ctx.backend == "sqlite" and not sqlite_available():
         table = Table(title, ["result"])
         table.add("skipped: the SQLite backend is not importable yet")

@@ -1,4 +1,11 @@
-"""Real databases for every test: PostgreSQL (given, or from `pgserver`) and SQLite files."""
+"""Real databases for every test: PostgreSQL (given, or from `pgserver`) and SQLite files.
+
+A test reaches its database by a `route`: PostgreSQL directly, PostgreSQL through a real
+PgBouncer in transaction mode (tests/pgbouncer.py), or an SQLite file; `backend` and
+`store_url` follow from it. Here the routes are direct PostgreSQL and SQLite; the directories
+whose tests must hold behind a pooler too (conformance, runtime, the chaos test) take
+`POOLED_ROUTES` in a `route` fixture of their own.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +20,13 @@ import pytest
 
 from flowexec import open_store
 from flowexec.store.protocol import ExecutionStore
+from tests.pgbouncer import HOW_TO_GET, PgBouncer, pgbouncer_program
 
 BACKENDS = ["postgres", "sqlite"]
+ROUTES = ["postgres", "sqlite"]
+POOLED_ROUTES = [
+    "postgres", pytest.param("pgbouncer", marks=pytest.mark.pgbouncer), "sqlite"
+]
 
 _prefixes = itertools.count()
 
@@ -52,15 +64,35 @@ def unique_prefix() -> str:
     return f"t{os.getpid()}_{next(_prefixes)}_"
 
 
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
+@pytest.fixture(scope="session")
+def pgbouncer(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgBouncer]:
+    """One PgBouncer for the session, in front of the test PostgreSQL."""
+    if pgbouncer_program() is None:
+        pytest.skip(HOW_TO_GET)
+    bouncer = PgBouncer(postgres_url, tmp_path_factory.mktemp("pgbouncer"))
+    bouncer.start()
+    try:
+        yield bouncer
+    finally:
+        bouncer.stop()
+
+
+@pytest.fixture(params=ROUTES)
+def route(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
 @pytest.fixture
-def store_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if backend == "postgres":
+def backend(route: str) -> str:
+    return "sqlite" if route == "sqlite" else "postgres"
+
+
+@pytest.fixture
+def store_url(route: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if route == "postgres":
         return str(request.getfixturevalue("postgres_url"))
+    if route == "pgbouncer":
+        return request.getfixturevalue("pgbouncer").url
     return f"sqlite:///{tmp_path / 'flowexec.db'}"
 
 

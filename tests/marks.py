@@ -70,7 +70,8 @@ def read_marks(target: str, prefix: str) -> list[Mark]:
 
 def mark(target: str, prefix: str, kind: str, execution_id: str, worker_id: str,
          attempt: int) -> None:
-    """A sync node: one row per call, on a connection this thread keeps.
+    """A sync node: one row per call, on a connection this thread keeps (without prepared
+    statements, which a transaction pooler would hand to another client's session).
 
     The token makes a retried insert idempotent: an insert whose commit reached the server
     but whose answer was lost to an outage is not counted twice. Two runs never share a token.
@@ -85,7 +86,9 @@ def mark(target: str, prefix: str, kind: str, execution_id: str, worker_id: str,
             if _is_postgres(target):
                 pg = getattr(_local, "pg", None)
                 if pg is None or pg.closed:
-                    pg = _local.pg = psycopg.connect(target, autocommit=True, connect_timeout=5)
+                    pg = _local.pg = psycopg.connect(
+                        target, autocommit=True, connect_timeout=5, prepare_threshold=None
+                    )
                 pg.execute(insert.replace("?", "%s"), row)
             else:
                 conn = getattr(_local, "conn", None)

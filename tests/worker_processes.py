@@ -37,7 +37,11 @@ class WorkerProcess:
         settings: dict[str, Any],
         *,
         marks: str | None = None,
+        env: dict[str, str] | None = None,
+        command_prefix: list[str] | None = None,
     ) -> None:
+        """`env`: more environment; `command_prefix`: what runs the worker (e.g. `ip netns
+        exec <host>`, a worker on another network host)."""
         self.worker_id = worker_id
         self.log_dir = log_dir
         env = {
@@ -48,13 +52,14 @@ class WorkerProcess:
             "PYTHONPATH": os.pathsep.join(
                 p for p in (str(REPO_SRC), str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p
             ),
+            **(env or {}),
         }
         if marks is not None:
             env[worker_app.MARKS_ENV] = marks
         log_dir.mkdir(parents=True, exist_ok=True)
         with (log_dir / f"{worker_id}.log").open("wb") as log:
             self.process: subprocess.Popen[bytes] = subprocess.Popen(
-                [sys.executable, "-m", worker_app.__name__],
+                [*(command_prefix or []), sys.executable, "-m", worker_app.__name__],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -92,3 +92,10 @@ def worker_lost_reason(reason: str) -> str:
 
 def recovery_error_message(failure_count: int, reason: str) -> str:
     return f"gave up after {failure_count} failures; the last: {reason}"
+
+LEADER_LEASE_INTERVALS = 3
+"""A leader's lease lasts this many of its ticks, so one late tick does not lose it, and a
+dead leader is replaced within about that many ticks (docs/architecture.md §6)."""
+
+DEFAULT_LEADER_LEASE_S = 30.0
+"""The lease of `try_acquire_recovery_lock` when the caller names none."""

@@ -9,11 +9,20 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
+import pytest
+
+from tests.conftest import POOLED_ROUTES
 
 from .conftest import TEST_SETTINGS, Api
 from .runs import claim, complete, log_lines
 
 SSE = {"Accept": "text/event-stream"}
+
+
+@pytest.fixture(params=POOLED_ROUTES)
+def route(request: pytest.FixtureRequest) -> str:
+    """The HTTP API and the event log's subscriptions through a transaction pooler too."""
+    return str(request.param)
 
 
 @asynccontextmanager

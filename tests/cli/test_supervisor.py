@@ -25,7 +25,7 @@ APP = "tests.cli.group_app:app"
 FAST_RECOVERY = ["--claim-timeout-ms", "1500", "--heartbeat-ms", "300",
                  "--recovery-interval", "0.2"]
 
-pytestmark = pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+pytestmark = pytest.mark.parametrize("route", ["postgres"], indirect=True)
 
 
 def alive(pid: int) -> bool:

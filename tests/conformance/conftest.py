@@ -8,9 +8,15 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from flowexec.store.protocol import ExecutionStore
-from tests.conftest import drop_prefixed_tables
+from tests.conftest import POOLED_ROUTES, drop_prefixed_tables
 
 from .helpers import StoreFactory
+
+
+@pytest.fixture(params=POOLED_ROUTES)
+def route(request: pytest.FixtureRequest) -> str:
+    """The whole contract holds through a transaction pooler too."""
+    return str(request.param)
 
 
 @pytest.fixture

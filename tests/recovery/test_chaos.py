@@ -23,6 +23,7 @@ import pytest
 from flowexec import Client
 from flowexec.store.protocol import ExecutionStore
 from tests.accounting import account, assert_each_ran_once
+from tests.conftest import POOLED_ROUTES
 from tests.marks import Mark, new_marks_table, read_marks
 from tests.tables import ExecutionRow, Tables, all_finished
 from tests.worker_app import FLOW, app
@@ -46,8 +47,15 @@ class Profile:
 
 PROFILES = {
     "postgres": Profile(executions=1_000, feed_s=40.0, kill_tail_s=8.0, seed=20_051),
+    "pgbouncer": Profile(executions=400, feed_s=16.0, kill_tail_s=6.0, seed=20_053),
     "sqlite": Profile(executions=300, feed_s=12.0, kill_tail_s=5.0, seed=20_052),
 }
+
+
+@pytest.fixture(params=POOLED_ROUTES)
+def route(request: pytest.FixtureRequest) -> str:
+    """Through a transaction pooler too, where every worker shares a few server sessions."""
+    return str(request.param)
 
 
 @dataclass
@@ -95,12 +103,13 @@ async def feed(client: Client, plans: Plans, seconds: float, roots: dict[str, An
 @pytest.mark.slow
 async def test_chaos_kills_lose_and_duplicate_nothing(
     backend: str,
+    route: str,
     store: ExecutionStore,
     store_url: str,
     unique_prefix: str,
     tmp_path: Path,
 ) -> None:
-    profile = PROFILES[backend]
+    profile = PROFILES[route]
     marks = new_marks_table(backend, store_url, unique_prefix, tmp_path)
     tables = Tables(store_url, unique_prefix)
     client = await app.client(store)
@@ -182,7 +191,7 @@ async def test_chaos_kills_lose_and_duplicate_nothing(
     handovers = sum(a != b for a, b in itertools.pairwise(sweepers))
 
     print(
-        f"\nchaos[{backend}]: roots={len(roots)} children={plans.children} "
+        f"\nchaos[{route}]: roots={len(roots)} children={plans.children} "
         f"kills={len(killed)} {acc.summary()} "
         f"(recoveries from killed workers={from_killed}, leases lost by live workers="
         f"{len(from_live)}) sweeping leaders={len(set(sweepers))} (handovers={handovers}) "

@@ -19,6 +19,7 @@ from flowexec.cli.global_options import (
     JSON_HELP,
     LOG_JSON_HELP,
     LOG_LEVEL_HELP,
+    SESSION_DATABASE_URL_HELP,
     TABLE_PREFIX_HELP,
     accept_global_options,
     checked_settings,
@@ -144,6 +145,11 @@ def main_options(
         str | None,
         typer.Option("--database-url", help=DATABASE_URL_HELP, show_default=False),
     ] = None,
+    session_database_url: Annotated[
+        str | None,
+        typer.Option("--session-database-url", help=SESSION_DATABASE_URL_HELP,
+                     show_default=False),
+    ] = None,
     table_prefix: Annotated[
         str,
         typer.Option("--table-prefix", envvar="FLOWEXEC_TABLE_PREFIX", help=TABLE_PREFIX_HELP),
@@ -170,6 +176,7 @@ def main_options(
     ctx.obj = checked_settings(
         Settings(
             database_url=database_url,
+            session_database_url=session_database_url,
             table_prefix=table_prefix,
             json_output=json_output,
             debug=debug,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import os
 import typing
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -23,8 +24,12 @@ from flowexec.cli.logs import LogLevel, configure_cli_logging
 from flowexec.cli.session import EXIT_BAD_INPUT, Settings, fail
 from flowexec.errors import ValidationError
 from flowexec.model import check_table_prefix
-from flowexec.store.urls import DEFAULT_URL
+from flowexec.store.urls import DEFAULT_URL, SESSION_URL_ENV
 
+SESSION_DATABASE_URL_HELP = (
+    "PostgreSQL only: a direct or session-pooled URL to LISTEN on when --database-url goes "
+    f"through a transaction pooler. Default: ${SESSION_URL_ENV}."
+)
 DATABASE_URL_HELP = (
     "postgresql://user@host/db or sqlite:///path. Default: $FLOWEXEC_DATABASE_URL, "
     f"else {DEFAULT_URL}."
@@ -44,6 +49,8 @@ def _keyword(name: str, annotation: Any, default: Any) -> inspect.Parameter:
 GLOBAL_PARAMETERS = (
     _keyword("database_url", Annotated[str | None, typer.Option(
         "--database-url", help=DATABASE_URL_HELP, show_default=False)], None),
+    _keyword("session_database_url", Annotated[str | None, typer.Option(
+        "--session-database-url", help=SESSION_DATABASE_URL_HELP, show_default=False)], None),
     _keyword("table_prefix", Annotated[str | None, typer.Option(
         "--table-prefix", help=TABLE_PREFIX_HELP, show_default=False)], None),
     _keyword("json_output", Annotated[bool, typer.Option("--json", help=JSON_HELP)], False),
@@ -68,11 +75,16 @@ def _option_names(parameter: inspect.Parameter) -> set[str]:
 
 
 def checked_settings(settings: Settings) -> Settings:
-    """The settings, once the value typer cannot check is (the prefix names tables in SQL)."""
+    """The settings, once the value typer cannot check is (the prefix names tables in SQL).
+
+    A session URL is handed on by its environment variable, which every store this process
+    opens reads, and the worker processes and `serve`'s processes it starts inherit."""
     try:
         check_table_prefix(settings.table_prefix)
     except ValidationError as exc:
         fail(f"--table-prefix: {exc}", EXIT_BAD_INPUT)
+    if settings.session_database_url:
+        os.environ[SESSION_URL_ENV] = settings.session_database_url
     return settings
 
 

@@ -56,6 +56,8 @@ class Settings:
     log_json: bool = False
     log_level: str | None = None
     """`--log-level`: None is each command's own default (warnings; info for long-running)."""
+    session_database_url: str | None = None
+    """`--session-database-url`: where a PostgreSQL store LISTENs (docs/scaling.md)."""
 
     @property
     def url(self) -> str:

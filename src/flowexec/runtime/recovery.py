@@ -19,6 +19,7 @@ from typing import Any
 
 from flowexec.errors import StoreUnavailable
 from flowexec.model import RecoveryReason, RecoveryRecord, check_id
+from flowexec.policy import LEADER_LEASE_INTERVALS
 from flowexec.runtime.observer import NO_OBSERVER, WorkerObserver
 from flowexec.runtime.settings import RecoverySettings
 from flowexec.store.protocol import ExecutionStore
@@ -66,12 +67,14 @@ class RecoveryService:
 
     async def sweep_once(self) -> SweepReport | None:
         """One sweep if this instance is (or becomes) the leader; None otherwise."""
-        self.is_leader = await self.store.try_acquire_recovery_lock(self.lock_id)
+        self.is_leader = await self.store.try_acquire_recovery_lock(
+            self.lock_id, lease_s=LEADER_LEASE_INTERVALS * self.settings.interval_s
+        )
         if not self.is_leader:
             return None
         started = time.monotonic()
-        expired = await self.store.expire_old_claims()
-        dead_workers = await self.store.remove_dead_workers()
+        expired = await self.store.expire_old_claims(leader=self.lock_id)
+        dead_workers = await self.store.remove_dead_workers(leader=self.lock_id)
         if dead_workers:
             log.warning(
                 "removed %d dead workers from the registry: %s",
@@ -88,6 +91,7 @@ class RecoveryService:
                 backoff_base_ms=policy.backoff.base_ms,
                 backoff_max_ms=policy.backoff.max_ms,
                 limit=policy.batch_size,
+                leader=self.lock_id,
             )
             gave_up = sum(
                 r.recovery_reason == RecoveryReason.MAX_FAILURES_EXCEEDED for r in records

@@ -21,6 +21,7 @@ from datetime import datetime
 
 from flowexec.errors import StoreUnavailable
 from flowexec.model import check_id, check_positive
+from flowexec.policy import LEADER_LEASE_INTERVALS
 from flowexec.runtime.schedules import MissedSlots, Schedule
 from flowexec.runtime.settings import RECOVERY_LOCK_ID
 from flowexec.store.protocol import ExecutionStore
@@ -64,16 +65,19 @@ class Scheduler:
 
     async def tick(self) -> list[str]:
         """Fill the due slots if this instance is (or becomes) the leader; the ids created."""
-        self.is_leader = await self.store.try_acquire_recovery_lock(self.lock_id)
+        self.is_leader = await self.store.try_acquire_recovery_lock(
+            self.lock_id, lease_s=LEADER_LEASE_INTERVALS * self.interval_s
+        )
         if not self.is_leader:
             now = await self._clock()
             for schedule in self.schedules:
                 self._seen[schedule.schedule_id] = now
             return []
-        return await self.fill_due_slots()
+        return await self.fill_due_slots(leader=self.lock_id)
 
-    async def fill_due_slots(self) -> list[str]:
-        """Without election: create one execution for each due slot no one filled yet."""
+    async def fill_due_slots(self, *, leader: int | None = None) -> list[str]:
+        """Create one execution for each due slot no one filled yet; without election unless
+        `leader` (a lock id) fences the writes by its term."""
         now = await self._clock()
         last = await self.store.get_last_slots([s.schedule_id for s in self.schedules])
         created: list[str] = []
@@ -92,7 +96,9 @@ class Scheduler:
                 due = due[-1:]
             for slot in due:
                 execution = schedule.execution()
-                if await self.store.fill_schedule_slot(schedule.schedule_id, slot, execution):
+                if await self.store.fill_schedule_slot(
+                    schedule.schedule_id, slot, execution, leader=leader
+                ):
                     created.append(execution.id)
                     log.info(
                         "schedule %s: slot %s runs as %s",

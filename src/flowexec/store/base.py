@@ -360,8 +360,9 @@ class SqlExecutionStore(
         row = await self._claim_row(check_id(execution_id, "execution_id"))
         return None if row is None else claim_from_row(row)
 
-    async def expire_old_claims(self) -> int:
-        return await self._expire_claims()
+    async def expire_old_claims(self, *, leader: int | None = None) -> int:
+        async with self._leading(leader) as leading:
+            return await self._expire_claims() if leading else 0
 
     # ------------------------------------------------------------ operations
 

@@ -16,10 +16,11 @@ from flowexec.model import (
     RecoveryRecord,
     check_id,
     check_limit,
+    check_positive,
     check_status,
     check_text,
 )
-from flowexec.policy import DEFAULT_RECOVERY, Backoff, RecoveryPolicy
+from flowexec.policy import DEFAULT_LEADER_LEASE_S, DEFAULT_RECOVERY, Backoff, RecoveryPolicy
 from flowexec.store import checks
 from flowexec.store.commands import (
     RecoveryRecordWrite,
@@ -111,6 +112,7 @@ class FailureFacade(SqlPrimitives):
         backoff_base_ms: int = DEFAULT_RECOVERY.backoff.base_ms,
         backoff_max_ms: int = DEFAULT_RECOVERY.backoff.max_ms,
         limit: int = DEFAULT_RECOVERY.batch_size,
+        leader: int | None = None,
     ) -> list[RecoveryRecord]:
         check_id(worker_id, "worker_id")
         policy = RecoveryPolicy(
@@ -121,7 +123,9 @@ class FailureFacade(SqlPrimitives):
             ),
             batch_size=check_limit(limit),
         )
-        records = [recovery_from_row(r) for r in await self._recover(worker_id, policy)]
+        async with self._leading(leader) as leading:
+            rows = await self._recover(worker_id, policy) if leading else []
+        records = [recovery_from_row(r) for r in rows]
         if records:
             self._signal_work()
         return records
@@ -156,8 +160,11 @@ class FailureFacade(SqlPrimitives):
         rows = await self._recovery_rows(check_id(execution_id, "execution_id"))
         return [recovery_from_row(r) for r in rows]
 
-    async def try_acquire_recovery_lock(self, lock_id: int) -> bool:
-        return await self._locks.try_lock(checks.check_lock_id(lock_id))
+    async def try_acquire_recovery_lock(
+        self, lock_id: int, *, lease_s: float = DEFAULT_LEADER_LEASE_S
+    ) -> bool:
+        check_positive(lease_s, "lease_s")
+        return await self._locks.try_lock(checks.check_lock_id(lock_id), float(lease_s))
 
     async def release_recovery_lock(self, lock_id: int) -> bool:
         return await self._locks.unlock(checks.check_lock_id(lock_id))

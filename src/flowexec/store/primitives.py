@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 from abc import abstractmethod
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from typing import Any, ClassVar, Protocol
 
@@ -15,6 +17,7 @@ from flowexec.closing import AsyncClosing
 from flowexec.model import DEFAULT_MAX_DEPTH, EventBatch, check_int_range, check_table_prefix
 from flowexec.policy import RecoveryPolicy
 from flowexec.store.batches import CreateBatch
+from flowexec.store.checks import check_lock_id
 from flowexec.store.commands import (
     ClaimAndStart,
     Fence,
@@ -31,9 +34,14 @@ from flowexec.store.rows import Row
 class RecoveryLocks(Protocol):
     """Where a backend holds its recovery locks (`try_acquire_recovery_lock`)."""
 
-    async def try_lock(self, lock_id: int) -> bool: ...
+    async def try_lock(self, lock_id: int, lease_s: float) -> bool: ...
 
     async def unlock(self, lock_id: int) -> bool: ...
+
+    def as_leader(self, lock_id: int) -> AbstractAsyncContextManager[bool]:
+        """Whether this store still leads under the lock it took: the body's writes happen
+        only if so, and (on PostgreSQL) in a transaction no new leader can overtake."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -59,6 +67,16 @@ class SqlPrimitives(AsyncClosing):
         if statement is None:
             statement = self._statements[template] = template.replace("{p}", self.table_prefix)
         return statement
+
+    @asynccontextmanager
+    async def _leading(self, lock_id: int | None) -> AsyncIterator[bool]:
+        """For a write a leader makes as leader (`leader=`): True inside if this store still
+        holds `lock_id` under its term; without a lock id the write is not fenced."""
+        if lock_id is None:
+            yield True
+            return
+        async with self._locks.as_leader(check_lock_id(lock_id)) as leading:
+            yield leading
 
     def _signal_work(self) -> None:
         """Wake this process's own waiters; other processes learn by NOTIFY or by polling."""

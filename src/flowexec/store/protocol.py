@@ -29,7 +29,7 @@ from flowexec.model import (
     UpdateExecutionStatusParams,
     WorkBatch,
 )
-from flowexec.policy import DEFAULT_RECOVERY
+from flowexec.policy import DEFAULT_LEADER_LEASE_S, DEFAULT_RECOVERY
 from flowexec.store.event_log import EventLog
 from flowexec.store.flows import FlowCounts
 from flowexec.store.limits import MAX_BATCH
@@ -215,11 +215,12 @@ class ExecutionStore(WorkerRegistry, EventLog, TokenStore, FlowCounts, Protocol)
         ...
 
     async def fill_schedule_slot(
-        self, schedule_id: str, slot_at: datetime, execution: Execution
+        self, schedule_id: str, slot_at: datetime, execution: Execution,
+        *, leader: int | None = None,
     ) -> bool:
         """Create the root `execution` for a cron slot, unless the slot was already filled:
         at most one execution per `(schedule_id, slot_at)`, guaranteed by the database.
-        True if this call filled it."""
+        True if this call filled it. `leader`: as for `expire_old_claims`."""
         ...
 
     async def get_last_slots(self, schedule_ids: Sequence[str]) -> dict[str, ScheduleSlot]:
@@ -250,7 +251,11 @@ class ExecutionStore(WorkerRegistry, EventLog, TokenStore, FlowCounts, Protocol)
 
     async def get_claim_for_execution(self, execution_id: str) -> ExecutionClaim | None: ...
 
-    async def expire_old_claims(self) -> int: ...
+    async def expire_old_claims(self, *, leader: int | None = None) -> int:
+        """Mark lapsed leases expired. `leader` (a lock id): a write the leader makes as
+        leader, which changes nothing unless this store still holds that lock under the term
+        it took it with (a deposed leader's late write is refused; docs/architecture.md §6)."""
+        ...
 
     # ------------------------------------------------------------ failures and recovery
 
@@ -298,8 +303,10 @@ class ExecutionStore(WorkerRegistry, EventLog, TokenStore, FlowCounts, Protocol)
         backoff_base_ms: int = DEFAULT_RECOVERY.backoff.base_ms,
         backoff_max_ms: int = DEFAULT_RECOVERY.backoff.max_ms,
         limit: int = DEFAULT_RECOVERY.batch_size,
+        leader: int | None = None,
     ) -> list[RecoveryRecord]:
-        """One sweep in one transaction: expire claims, then requeue or fail what died."""
+        """One sweep in one transaction: expire claims, then requeue or fail what died.
+        `leader`: as for `expire_old_claims` (a deposed leader recovers nothing)."""
         ...
 
     async def record_recovery(
@@ -313,8 +320,12 @@ class ExecutionStore(WorkerRegistry, EventLog, TokenStore, FlowCounts, Protocol)
 
     async def get_recovery_history(self, execution_id: str) -> list[RecoveryRecord]: ...
 
-    async def try_acquire_recovery_lock(self, lock_id: int) -> bool:
-        """Namespaced per table prefix; held until released or the holder dies."""
+    async def try_acquire_recovery_lock(
+        self, lock_id: int, *, lease_s: float = DEFAULT_LEADER_LEASE_S
+    ) -> bool:
+        """Namespaced per table prefix; held until released or the holder dies. On
+        PostgreSQL a lease row with a fencing term: each call renews it for `lease_s` (the
+        database clock), after which another store may take it with a higher term (§6)."""
         ...
 
     async def release_recovery_lock(self, lock_id: int) -> bool: ...

@@ -58,14 +58,17 @@ class ScheduleSlotsFacade(SqlPrimitives):
     """`fill_schedule_slot` and `get_last_slots` over the backend's two primitives."""
 
     async def fill_schedule_slot(
-        self, schedule_id: str, slot_at: datetime, execution: Execution
+        self, schedule_id: str, slot_at: datetime, execution: Execution,
+        *, leader: int | None = None,
     ) -> bool:
         check_id(schedule_id, "schedule_id")
         slot = check_datetime(slot_at, "slot_at")
         e = check_new_execution(execution, max_depth=self.max_depth)
         if e.parent_execution_id is not None:
             raise ValidationError("a schedule creates root executions, not children")
-        if await self._fill_slot(schedule_id, slot, encode_new_execution(e)):
+        async with self._leading(leader) as leading:
+            filled = leading and await self._fill_slot(schedule_id, slot, encode_new_execution(e))
+        if filled:
             self._signal_work()
             return True
         return False

@@ -11,6 +11,8 @@ from pathlib import Path
 from flowexec.errors import ConfigError
 
 DEFAULT_URL = "sqlite:///flowexec.db"
+SESSION_URL_ENV = "FLOWEXEC_SESSION_DATABASE_URL"
+"""Where a PostgreSQL store's `session_url` (for LISTEN) comes from when none is given."""
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 SQLITE_SCHEME = "sqlite"
 

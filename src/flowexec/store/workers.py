@@ -59,8 +59,9 @@ class WorkerRegistry(Protocol):
         """A graceful stop: remove the worker; False if it was not registered."""
         ...
 
-    async def remove_dead_workers(self) -> list[str]:
-        """Remove the workers whose presence expired; their ids."""
+    async def remove_dead_workers(self, *, leader: int | None = None) -> list[str]:
+        """Remove the workers whose presence expired; their ids. `leader`: as for
+        `ExecutionStore.expire_old_claims`."""
         ...
 
     async def get_workers(self) -> list[WorkerInfo]:
@@ -154,8 +155,9 @@ class WorkerRegistryFacade(SqlPrimitives):
     async def remove_worker(self, worker_id: str) -> bool:
         return await self._worker_registry.remove(check_id(worker_id, "worker_id"))
 
-    async def remove_dead_workers(self) -> list[str]:
-        return await self._worker_registry.remove_dead()
+    async def remove_dead_workers(self, *, leader: int | None = None) -> list[str]:
+        async with self._leading(leader) as leading:
+            return await self._worker_registry.remove_dead() if leading else []
 
     async def get_workers(self) -> list[WorkerInfo]:
         return [worker_from_row(r) for r in await self._worker_registry.workers()]

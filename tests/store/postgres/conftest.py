@@ -4,5 +4,6 @@ import pytest
 
 
 @pytest.fixture
-def backend() -> str:
-    return "postgres"
+def route(request: pytest.FixtureRequest) -> str:
+    """PostgreSQL directly, unless a test asks for `pgbouncer` (indirect parametrisation)."""
+    return str(getattr(request, "param", "postgres"))

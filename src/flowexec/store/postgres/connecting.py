@@ -4,11 +4,14 @@ pool that comes back quickly after an outage."""
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
+from psycopg.adapt import AdaptersMap, Buffer
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
+from psycopg.types.datetime import TimestamptzBinaryLoader, TimestamptzLoader
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from psycopg_pool.base import AttemptWithBackoff
 
@@ -58,10 +61,30 @@ def refused(url: str, exc: psycopg.Error) -> StoreUnavailable | ValidationError:
     return failed(url, exc)
 
 
-def connect_kwargs(url: str) -> dict[str, Any]:
-    """Autocommit, rows as dicts, and the URL's own `options` plus a UTC session time zone
-    (so timestamps come back in UTC). The URL must name a database (or `PGDATABASE` must):
-    libpq would otherwise pick one after the user's name, which nobody chose to migrate."""
+class UtcTimestamptzLoader(TimestamptzLoader):
+    """`timestamptz` in UTC whatever the session's TimeZone: setting it at connect time
+    (`options=-c TimeZone=UTC`) is a startup parameter PgBouncer before 1.20 refuses."""
+
+    def load(self, data: Buffer) -> datetime:
+        return super().load(data).astimezone(UTC)
+
+
+class UtcTimestamptzBinaryLoader(TimestamptzBinaryLoader):
+    def load(self, data: Buffer) -> datetime:
+        return super().load(data).astimezone(UTC)
+
+
+ADAPTERS = AdaptersMap(psycopg.adapters)
+ADAPTERS.register_loader("timestamptz", UtcTimestamptzLoader)
+ADAPTERS.register_loader("timestamptz", UtcTimestamptzBinaryLoader)
+
+
+def connect_kwargs(url: str, *, prepare: bool = True) -> dict[str, Any]:
+    """Autocommit, rows as dicts, timestamps in UTC, and no startup parameter beyond the
+    URL's own. `prepare=False` turns off psycopg's server-side prepared statements, which a
+    transaction pooler would hand to another client's session. The URL must name a database
+    (or `PGDATABASE` must): libpq would otherwise pick one after the user's name, which nobody
+    chose to migrate."""
     try:
         conninfo = conninfo_to_dict(url)
     except psycopg.ProgrammingError:
@@ -71,12 +94,10 @@ def connect_kwargs(url: str) -> dict[str, Any]:
             f"PostgreSQL URL {redact(url)!r} names no database: "
             "use postgresql://user@host:port/database"
         )
-    options = conninfo.get("options") or ""
-    return {
-        "autocommit": True,
-        "row_factory": dict_row,
-        "options": f"{options} -c TimeZone=UTC".strip(),
-    }
+    kwargs: dict[str, Any] = {"autocommit": True, "row_factory": dict_row, "context": ADAPTERS}
+    if not prepare:
+        kwargs["prepare_threshold"] = None
+    return kwargs
 
 
 class QuickReconnectBackoff(AttemptWithBackoff):

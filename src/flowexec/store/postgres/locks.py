@@ -1,23 +1,26 @@
-"""Recovery locks of a PostgreSQL store, held on one dedicated connection.
+"""Leader leases of a PostgreSQL store: a row per lock id, with a fencing term.
 
-A session-level advisory lock belongs to the connection that took it, and a pool hands out a
-different one each time, so the locks live on their own connection for as long as any is held
-(docs/architecture.md §9). Keys are namespaced per installation (table prefix).
+A session advisory lock cannot elect a leader behind a transaction pooler (two clients both
+get it, and it outlives its holder's disconnect), so a leader holds a row instead, the same
+idea as execution claims: renewed by each `try_lock`, taken over only after it lapsed on the
+database clock, and with a higher term each time it changes hands. Writes a leader makes as
+leader run inside `as_leader`, which checks the term in their own transaction and keeps the
+row locked against a takeover until they commit (docs/architecture.md §6).
 """
 
 from __future__ import annotations
 
-import asyncio
+import uuid
 import zlib
-from contextlib import suppress
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from typing import Any
-
-import psycopg
 
 from flowexec.errors import StoreUnavailable
 from flowexec.store.limits import MIN_LOCK_ID
 from flowexec.store.postgres import queries as Q
-from flowexec.store.postgres.connecting import OPERATIONAL_ERRORS, Connection, failed
+from flowexec.store.postgres.connecting import Connection
+from flowexec.store.rows import Row
 
 MIGRATION_LOCK_ID = MIN_LOCK_ID - 1
 """Below every recovery lock id, so the migration lock never collides with one."""
@@ -27,79 +30,66 @@ _INT32_MAX = (1 << 31) - 1
 
 
 def lock_namespace(table_prefix: str) -> int:
-    """A signed 32-bit advisory-lock namespace per installation (table prefix)."""
+    """A signed 32-bit advisory-lock namespace per installation (table prefix), for the
+    transaction-scoped locks (migrations, running limits), which poolers keep correctly."""
     value = zlib.crc32(f"flowexec:{table_prefix}".encode())
     return value - _INT32_SPAN if value > _INT32_MAX else value
 
 
-class RecoveryLockSession:
-    """The connection that holds this store's recovery locks, and which locks it holds."""
+Rows = Callable[[str, dict[str, Any]], Awaitable[list[Row]]]
 
-    def __init__(self, url: str, connect_kwargs: dict[str, Any], namespace: int) -> None:
-        self._url = url
-        self._connect_kwargs = connect_kwargs
-        self._namespace = namespace
-        self._conn: Connection | None = None
-        self._held: set[int] = set()
-        self._mutex = asyncio.Lock()
 
-    async def try_lock(self, lock_id: int) -> bool:
-        async with self._mutex:
-            if lock_id in self._held:
-                # Still ours only while the session that took it lives.
-                conn = await self._connection()
-                try:
-                    await conn.execute("SELECT 1")
-                    return True
-                except OPERATIONAL_ERRORS:
-                    await self._drop_connection()
-            ok = await self._run(Q.TRY_LOCK, lock_id)
-            if ok:
-                self._held.add(lock_id)
-            return ok
+class LeaderLeases:
+    """The leases this store holds: lock id -> the term it took each with."""
+
+    def __init__(
+        self,
+        rows: Rows,
+        transaction: Callable[[], AbstractAsyncContextManager[Connection]],
+        sql: Callable[[str], str],
+    ) -> None:
+        self.holder = f"store-{uuid.uuid4().hex}"
+        self._rows = rows
+        self._transaction = transaction
+        self._sql = sql
+        self._terms: dict[int, int] = {}
+
+    def term(self, lock_id: int) -> int | None:
+        """The term under which this store took `lock_id`, if it believes it holds it."""
+        return self._terms.get(lock_id)
+
+    async def try_lock(self, lock_id: int, lease_s: float) -> bool:
+        rows = await self._rows(Q.ACQUIRE_LEASE, self._params(lock_id, lease_s=lease_s))
+        if not rows:
+            self._terms.pop(lock_id, None)
+            return False
+        self._terms[lock_id] = int(rows[0]["term"])
+        return True
 
     async def unlock(self, lock_id: int) -> bool:
-        async with self._mutex:
-            if lock_id not in self._held:
-                return False
-            self._held.discard(lock_id)
-            try:
-                ok = await self._run(Q.UNLOCK, lock_id)
-            except StoreUnavailable:
-                return True  # the session is gone, and the lock with it
-            if not self._held:
-                await self._drop_connection()
-            return ok
+        if lock_id not in self._terms:
+            return False
+        params = self._params(lock_id)
+        del self._terms[lock_id]
+        return bool(await self._rows(Q.RELEASE_LEASE, params))
+
+    @asynccontextmanager
+    async def as_leader(self, lock_id: int) -> AsyncIterator[bool]:
+        if lock_id not in self._terms:
+            yield False
+            return
+        async with self._transaction() as conn:
+            cur = await conn.execute(self._sql(Q.LEASE_FENCE), self._params(lock_id))
+            yield bool(await cur.fetchall())
 
     async def close(self) -> None:
-        async with self._mutex:
-            await self._drop_connection()
+        """Give back what is held, so a successor need not wait for the lease to lapse."""
+        for lock_id in list(self._terms):
+            with suppress(StoreUnavailable):
+                await self.unlock(lock_id)
 
-    async def _connection(self) -> Connection:
-        if self._conn is None or self._conn.closed:
-            try:
-                self._conn = await psycopg.AsyncConnection.connect(
-                    self._url, **self._connect_kwargs
-                )
-            except OPERATIONAL_ERRORS as exc:
-                raise failed(self._url, exc) from exc
-        return self._conn
-
-    async def _drop_connection(self) -> None:
-        self._held.clear()
-        if self._conn is not None:
-            with suppress(psycopg.Error):
-                await self._conn.close()
-            self._conn = None
-
-    async def _run(self, statement: str, lock_id: int) -> bool:
-        conn = await self._connection()
-        try:
-            cur = await conn.execute(
-                statement, {"namespace": self._namespace, "lock_id": lock_id}
-            )
-            row = await cur.fetchone()
-        except OPERATIONAL_ERRORS as exc:
-            await self._drop_connection()  # the server dropped the session and its locks
-            raise failed(self._url, exc) from exc
-        return bool(row and row["ok"])
+    def _params(self, lock_id: int, **extra: Any) -> dict[str, Any]:
+        return {
+            "lock_id": lock_id, "holder": self.holder, "term": self._terms.get(lock_id),
+            **extra,
+        }

@@ -699,9 +699,36 @@ STATS_EXTRA = """
 """
 
 NOW = "SELECT now() AS now"
+NOTIFY = "SELECT pg_notify(%(channel)s, %(payload)s)"
 
-TRY_LOCK = "SELECT pg_try_advisory_lock(%(namespace)s, %(lock_id)s) AS ok"
-UNLOCK = "SELECT pg_advisory_unlock(%(namespace)s, %(lock_id)s) AS ok"
+# Leader leases (docs/architecture.md §6). Taken when free or lapsed, with the next term;
+# renewed by the holder that names its term, keeping it; a lapsed lease is taken anew even by
+# its last holder, with a new term, so writes fenced by the old one stay refused.
+_SAME_LEASE = "l.holder = EXCLUDED.holder AND l.term = %(term)s::bigint AND l.expires_at > now()"
+ACQUIRE_LEASE = f"""
+    INSERT INTO {{p}}leader_leases AS l (lock_id, holder, term, acquired_at, expires_at)
+    VALUES (%(lock_id)s, %(holder)s, 1, now(), now() + make_interval(secs => %(lease_s)s))
+    ON CONFLICT (lock_id) DO UPDATE SET
+        term = CASE WHEN {_SAME_LEASE} THEN l.term ELSE l.term + 1 END,
+        acquired_at = CASE WHEN {_SAME_LEASE} THEN l.acquired_at ELSE now() END,
+        holder = EXCLUDED.holder,
+        expires_at = EXCLUDED.expires_at
+    WHERE l.expires_at <= now() OR {_SAME_LEASE}
+    RETURNING term
+"""
+RELEASE_LEASE = """
+    UPDATE {p}leader_leases SET expires_at = now()
+    WHERE lock_id = %(lock_id)s AND holder = %(holder)s AND term = %(term)s
+      AND expires_at > now()
+    RETURNING term
+"""
+# Inside the leader's write transaction: the row stays locked against a takeover until commit.
+LEASE_FENCE = """
+    SELECT term FROM {p}leader_leases
+    WHERE lock_id = %(lock_id)s AND holder = %(holder)s AND term = %(term)s
+      AND expires_at > now()
+    FOR SHARE
+"""
 MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(%(namespace)s, %(lock_id)s)"
 
 MIGRATIONS_TABLE = """

@@ -1,26 +1,18 @@
-"""PostgreSQL backend: psycopg 3, async, one connection pool, plus two dedicated connections.
+"""PostgreSQL backend: psycopg 3, async, one connection pool, plus one listening connection.
 
-The pool serves every statement. One connection LISTENs for new work (store/postgres/
-listener.py); another holds the recovery locks (store/postgres/locks.py).
+The pool serves every statement (store/postgres/plumbing.py). One connection LISTENs for new
+work (store/postgres/listener.py) unless the store polls; leaders hold lease rows
+(store/postgres/locks.py). Safe behind a transaction pooler (docs/scaling.md).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, ClassVar
 
-import psycopg
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
-
-from flowexec.errors import StoreUnavailable
-from flowexec.model import DEFAULT_MAX_DEPTH, EventBatch, check_positive
+from flowexec.model import EventBatch
 from flowexec.policy import RecoveryPolicy
-from flowexec.store import migrations
 from flowexec.store.base import SqlExecutionStore
 from flowexec.store.batches import CreateBatch
 from flowexec.store.commands import (
@@ -36,33 +28,18 @@ from flowexec.store.commands import (
     statements_by_effect,
 )
 from flowexec.store.event_log import appended_events
-from flowexec.store.event_wakeups import SUBSCRIPTION_TTL_S, EventWakeups, Subscriptions
+from flowexec.store.event_wakeups import SUBSCRIPTION_TTL_S
 from flowexec.store.lifecycle import completed_event, started_event
 from flowexec.store.postgres import queries as Q
 from flowexec.store.postgres.api_primitives import PostgresApiPrimitives
 from flowexec.store.postgres.checkpoints import CHECKPOINTS
-from flowexec.store.postgres.connecting import (
-    OPERATIONAL_ERRORS,
-    Connection,
-    ConnectionPool,
-    bad_url,
-    connect_kwargs,
-    error_summary,
-    failed,
-    refused,
-)
-from flowexec.store.postgres.listener import WorkListener
-from flowexec.store.postgres.locks import MIGRATION_LOCK_ID, RecoveryLockSession, lock_namespace
-from flowexec.store.postgres.options import PostgresOptions
+from flowexec.store.postgres.plumbing import PostgresPlumbing
 from flowexec.store.postgres.queue_stats import QUEUE_STATS
 from flowexec.store.postgres.scheduling import PostgresScheduling
 from flowexec.store.postgres.status_listing import ROOTS_IN_STATUS
 from flowexec.store.postgres.workers import PostgresWorkerRegistry
 from flowexec.store.recovery import as_columns, recovery_writes
 from flowexec.store.rows import Row
-from flowexec.store.urls import redact
-
-log = logging.getLogger("flowexec.store.postgres")
 
 _STATUS_STATEMENTS = statements_by_effect(Q)
 
@@ -94,155 +71,15 @@ class JsonTextEncoding:
 _JSON_TEXT = JsonTextEncoding()
 
 
-class PostgresExecutionStore(PostgresScheduling, PostgresApiPrimitives, SqlExecutionStore):
+class PostgresExecutionStore(
+    PostgresPlumbing, PostgresScheduling, PostgresApiPrimitives, SqlExecutionStore
+):
     backend: ClassVar[str] = "postgres"
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        table_prefix: str = "flowexec_",
-        max_depth: int = DEFAULT_MAX_DEPTH,
-        **options: Any,
-    ) -> None:
-        """`options`: the fields of `PostgresOptions` (store/postgres/options.py), by name."""
-        super().__init__(table_prefix=table_prefix, max_depth=max_depth)
-        self.options = PostgresOptions.from_keywords(options)
-        self._url = url
-        self._namespace = lock_namespace(self.table_prefix)
-        self._channel = f"{self.table_prefix}work"
-        self._events_channel = f"{self.table_prefix}events"
-        self._event_wakeups = EventWakeups()
-        self._subscriptions = Subscriptions()
-        self._connect_kwargs = connect_kwargs(url)
-        self._pool: AsyncConnectionPool[Connection] = ConnectionPool(
-            url,
-            min_size=self.options.pool_min_size,
-            max_size=self.options.pool_max_size,
-            kwargs=self._connect_kwargs,
-            connection_class=psycopg.AsyncConnection[dict[str, Any]],
-            open=False,
-            name=f"flowexec-{self.table_prefix}",
-        )
-        self._locks = RecoveryLockSession(url, self._connect_kwargs, self._namespace)
+    def __init__(self, url: str, **options: Any) -> None:
+        """`options`: `table_prefix`, `max_depth` and the fields of `PostgresOptions`."""
+        super().__init__(url, **options)
         self._worker_registry = PostgresWorkerRegistry(self._rows)
-        self._listener = WorkListener(
-            url,
-            self._channel,
-            self._signal_work,
-            events_channel=self._events_channel,
-            on_events=self._event_wakeups.wake_from_payload,
-        )
-
-    @classmethod
-    async def open(
-        cls,
-        url: str,
-        *,
-        migrate: bool = True,
-        **options: Any,
-    ) -> PostgresExecutionStore:
-        store = cls(url, **options)
-        connect_timeout_s = store.options.connect_timeout_s
-        # One direct connection first: a wrong host, port or password fails at once with the
-        # server's own reason, where the pool would retry quietly until its timeout.
-        try:
-            probe = await psycopg.AsyncConnection.connect(
-                url, connect_timeout=connect_timeout_s, **store._connect_kwargs
-            )
-        except OPERATIONAL_ERRORS as exc:
-            raise StoreUnavailable(
-                f"cannot connect to PostgreSQL at {redact(url)}: {error_summary(exc)}"
-            ) from exc
-        except psycopg.ProgrammingError:  # a conninfo psycopg cannot parse
-            raise bad_url(url) from None
-        await probe.close()
-        try:
-            await store._pool.open(wait=True, timeout=connect_timeout_s)
-        except PoolTimeout as exc:
-            await store._pool.close()
-            raise StoreUnavailable(f"cannot connect to PostgreSQL at {redact(url)}") from exc
-        try:
-            if migrate:
-                await store.migrate()
-        except BaseException:
-            await store.close()
-            raise
-        return store
-
-    async def close(self) -> None:
-        await self._listener.close()
-        await self._locks.close()
-        await self._pool.close()
-
-    # ------------------------------------------------------------ plumbing
-
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[Connection]:
-        try:
-            async with self._pool.connection() as conn:
-                yield conn
-        except psycopg.errors.UndefinedTable as exc:
-            raise StoreUnavailable(
-                f"flowexec tables with prefix {self.table_prefix!r} do not exist in this "
-                "database: run `flowexec migrate` (or open_store(..., migrate=True))"
-            ) from exc
-        except psycopg.errors.ReadOnlySqlTransaction as exc:
-            raise StoreUnavailable(
-                f"PostgreSQL at {redact(self._url)} refuses writes (a standby, or read-only "
-                f"mode during a failover): {error_summary(exc)}"
-            ) from exc
-        except OPERATIONAL_ERRORS as exc:
-            if isinstance(exc, psycopg.OperationalError):
-                await self._discard_broken_connections()
-            raise failed(self._url, exc) from exc
-        except psycopg.Error as exc:  # its text may quote the values: none of it goes on
-            raise refused(self._url, exc) from None
-
-    async def _discard_broken_connections(self) -> None:
-        """After a server restart every idle connection is dead, and each would fail one more
-        statement: test them now, so the next statement gets a live one (docs/architecture.md
-        §7: workers claim again within a second or two)."""
-        with contextlib.suppress(Exception):
-            await self._pool.check()
-
-    async def _rows(self, template: str, params: dict[str, Any] | None = None) -> list[Row]:
-        async with self._connection() as conn:
-            cur = await conn.execute(self._sql(template), params)
-            return await cur.fetchall() if cur.description else []
-
-    async def _one(self, template: str, params: dict[str, Any] | None = None) -> Row | None:
-        rows = await self._rows(template, params)
-        return rows[0] if rows else None
-
-    async def _count(self, template: str, params: dict[str, Any] | None = None) -> int:
-        async with self._connection() as conn:
-            cur = await conn.execute(self._sql(template), params)
-            return max(cur.rowcount, 0)
-
-    # ------------------------------------------------------------ migrations
-
-    async def migrate(self, *, target_version: int | None = None) -> list[str]:
-        available = migrations.load_migrations("flowexec.store.postgres", self.table_prefix)
-        applied_now: list[str] = []
-        async with self._connection() as conn, conn.transaction():
-            await conn.execute(
-                self._sql(Q.MIGRATION_LOCK),
-                {"namespace": self._namespace, "lock_id": MIGRATION_LOCK_ID},
-            )
-            await conn.execute(self._sql(Q.MIGRATIONS_TABLE))
-            cur = await conn.execute(self._sql(Q.APPLIED_MIGRATIONS))
-            applied = {int(r["version"]) for r in await cur.fetchall()}
-            for migration in migrations.pending(available, applied, target_version):
-                await conn.execute(migration.sql)
-                await conn.execute(
-                    self._sql(Q.RECORD_MIGRATION),
-                    {"version": migration.version, "name": migration.name},
-                )
-                applied_now.append(migration.name)
-        if applied_now:
-            log.info("applied migrations %s", ", ".join(applied_now))
-        return applied_now
 
     # ------------------------------------------------------------ executions
 
@@ -449,6 +286,11 @@ class PostgresExecutionStore(PostgresScheduling, PostgresApiPrimitives, SqlExecu
         interest (renewed every half `SUBSCRIPTION_TTL_S`) and then returns at once: events
         committed before the registration sent no NOTIFY, and the caller reads again.
         """
+        if self.polling:
+            await self._event_wakeups.wait(
+                execution_id, min(timeout_s, self.options.poll_interval_s)
+            )
+            return
         self._listener.ensure_running()
         if self._subscriptions.due(execution_id):
             await self._rows(
@@ -459,13 +301,6 @@ class PostgresExecutionStore(PostgresScheduling, PostgresApiPrimitives, SqlExecu
             self._subscriptions.renewed(execution_id)
             return
         await self._event_wakeups.wait(execution_id, timeout_s)
-
-    # ------------------------------------------------------------ waking workers
-
-    async def wait_for_work(self, timeout_s: float) -> None:
-        check_positive(timeout_s, "timeout_s", allow_zero=True)
-        self._listener.ensure_running()
-        await self._wait_local(timeout_s)
 
     # ------------------------------------------------------------ operations
 

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import fcntl
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from flowexec.errors import StoreUnavailable
@@ -41,7 +42,8 @@ class RecoveryFileLocks:
             f"{database.name}.{self._table_prefix}recovery-{lock_id}.lock"
         )
 
-    async def try_lock(self, lock_id: int) -> bool:
+    async def try_lock(self, lock_id: int, lease_s: float) -> bool:
+        """`lease_s` does not apply: the kernel frees the lock when its holder dies."""
         async with self._mutex:
             if self._closed:
                 raise StoreUnavailable(f"the SQLite store on {self._target.display} is closed")
@@ -63,6 +65,12 @@ class RecoveryFileLocks:
                 return False
             self._drop(lock_id)
             return True
+
+    @contextlib.asynccontextmanager
+    async def as_leader(self, lock_id: int) -> AsyncIterator[bool]:
+        """Whether this store holds the lock. A flock has no terms to fence with: it cannot be
+        taken from a live holder, and a dead one writes nothing (docs/architecture.md §6)."""
+        yield lock_id in self._held
 
     async def close(self) -> None:
         async with self._mutex:
