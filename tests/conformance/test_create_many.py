@@ -40,7 +40,7 @@ async def raw_contents(tables: Tables) -> list[list[tuple[Any, ...]]]:
     """Every row of every table, every column as stored: "unchanged" means byte for byte."""
     return [
         await tables.query(f"SELECT * FROM {{p}}{table} ORDER BY 1")
-        for table in ("executions", "execution_claims", "execution_recovery")
+        for table in ("executions", "execution_recovery")
     ]
 
 

@@ -44,10 +44,6 @@ class StatusEffect(Enum):
             ExecutionStatus.CREATED: cls.REQUEUE,
         }[status]
 
-    @property
-    def releases_claim(self) -> bool:
-        return self in (StatusEffect.FINISH, StatusEffect.REQUEUE)
-
 
 class StatusStatements(Protocol):
     """A backend's statements module, as far as status writes go."""

@@ -1,8 +1,8 @@
 """Every PostgreSQL statement flowexec runs, each under a name.
 
 `{p}` is the validated table prefix, filled in once per store; values are always parameters.
-Row locks are taken executions-first, claims-second in every statement that takes both, so
-statements cannot deadlock each other. Predicates stay plain (no `param IS NULL OR ...` on
+A claim's lease lives on its execution row (migration 0008), so every transition writes one
+row. Predicates stay plain (no `param IS NULL OR ...` on
 indexed columns) so that generic plans of prepared statements keep using their indexes.
 """
 
@@ -22,11 +22,14 @@ EXECUTION_COLUMNS = """
 
 _E = EXECUTION_COLUMNS
 _E_QUALIFIED = ", ".join("e." + c.strip() for c in _E.split(","))
-_LIVE_CLAIM = "c.status = 'active' AND c.expires_at > now()"
-_RELEASE_CLAIM = """
-    UPDATE {p}execution_claims c SET status = 'released'
-    FROM done WHERE c.execution_id = done.id AND c.status = 'active'
-"""
+_LIVE_CLAIM = "e.lease_status = 'active' AND e.lease_expires_at > now()"
+# Ends a live lease in the statement that ends the claim: one write to one row.
+_RELEASE_LEASE = """
+    lease_status = CASE WHEN lease_status = 'active' THEN 'released' ELSE lease_status END,"""
+# The lease as a claim record (`Claim`), read off the execution row `e`.
+_CLAIM_COLUMNS = """e.id AS execution_id, e.lease_worker_id AS worker_id,
+    e.lease_claimed_at AS claimed_at, e.lease_expires_at AS expires_at,
+    e.lease_heartbeat_at AS heartbeat_at, e.lease_status AS status, e.claim_epoch AS epoch"""
 
 def notify_events(ids: str) -> str:
     """At most one NOTIFY for a statement that logged events, and only when someone follows
@@ -193,6 +196,7 @@ _STATUS_LOGGED = """
     )
 """
 _CLEAR_PROCESSING = "processing_worker_id = NULL, processing_started_at = NULL,"
+_END_CLAIM = _CLEAR_PROCESSING + _RELEASE_LEASE
 
 STATUS_RUN = f"""
     WITH {_STATUS_PRIOR}, done AS (
@@ -223,10 +227,10 @@ STATUS_FINISH = f"""
             error_message = %(error_message)s,
             error_node_id = %(error_node_id)s,
             result = %(result)s::jsonb,
-            {_CLEAR_PROCESSING}
+            {_END_CLAIM}
             updated_at = now(),
         {_STATUS_GUARD}
-    ), released AS ({_RELEASE_CLAIM}), {_STATUS_LOGGED}
+    ), {_STATUS_LOGGED}
     SELECT id, {_NOTIFY_DONE} AS events_notified FROM done
 """
 
@@ -238,10 +242,10 @@ STATUS_REQUEUE = f"""
             error_message = COALESCE(%(error_message)s, error_message),
             error_node_id = COALESCE(%(error_node_id)s, error_node_id),
             available_at = now(),
-            {_CLEAR_PROCESSING}
+            {_END_CLAIM}
             updated_at = now(),
         {_STATUS_GUARD}
-    ), released AS ({_RELEASE_CLAIM}), {_STATUS_LOGGED}
+    ), {_STATUS_LOGGED}
     SELECT id, pg_notify(%(channel)s, ''), {_NOTIFY_DONE} AS events_notified FROM done
 """
 
@@ -304,23 +308,20 @@ SUBTREE = f"""
 
 STATUSES = "SELECT id, status FROM {p}executions WHERE id = ANY(%(ids)s)"
 
-_CLAIM_COLUMNS = "execution_id, worker_id, claimed_at, expires_at, heartbeat_at, status, epoch"
-
-
 # A worker's returned runs, completed as `update_execution_status` would: fenced, from
 # `running` only, claim released. `unnest` pairs each id with its epoch and result.
 _COMPLETE_RUNS = f"""
     done AS (
         UPDATE {{p}}executions e SET
             status = 'completed', completed_at = now(), error_message = NULL,
-            error_node_id = NULL, result = v.result::jsonb, processing_worker_id = NULL,
-            processing_started_at = NULL, updated_at = now(), event_count = e.event_count + 1
+            error_node_id = NULL, result = v.result::jsonb, {_END_CLAIM}
+            updated_at = now(), event_count = e.event_count + 1
         FROM unnest(%(done_ids)s::text[], %(done_epochs)s::bigint[], %(done_results)s::text[])
              AS v (id, epoch, result)
         WHERE e.id = v.id AND e.status = 'running'
           AND e.processing_worker_id = %(worker_id)s AND e.claim_epoch = v.epoch
         RETURNING e.id, e.flow_id, e.event_count - 1 AS event_index, v.epoch
-    ), done_released AS ({_RELEASE_CLAIM}),
+    ),
 """
 
 # The lifecycle events of claim_and_start: completed for each completion written, started for
@@ -341,9 +342,11 @@ _START_LOGGED = """
 
 
 def _claim(picked: str, takeover: str, *, start: bool = False) -> str:
-    """Claim the `picked` executions: upsert each claim row, then mark the execution.
+    """Claim the `picked` executions: one UPDATE of each execution row takes the lease (the
+    next epoch) and sets the processing fields.
 
-    A claimed execution is not available again before its lease runs out, so `available_at`
+    Claims come back in the order picked. A claimed execution is not available again before its
+    lease runs out, so `available_at`
     moves to the lease's end: the runnable index then never walks over claimed rows. The
     `= ANY (ARRAY(...))` keeps the marking on the primary key under a generic plan, which
     otherwise hashed the whole executions table on every claim.
@@ -356,7 +359,9 @@ def _claim(picked: str, takeover: str, *, start: bool = False) -> str:
         "event_count = e.event_count + 1,"
         if start else ""
     )
-    returning = f"RETURNING {_E_QUALIFIED}, e.event_count - 1 AS event_index" if start else ""
+    returning = (
+        f"{_E_QUALIFIED}, e.event_count - 1 AS event_index" if start else _CLAIM_COLUMNS
+    )
     notified = notify_events("SELECT id FROM done UNION ALL SELECT id FROM marked")
     result = (
         f"""{_START_LOGGED}
@@ -364,42 +369,35 @@ def _claim(picked: str, takeover: str, *, start: bool = False) -> str:
     FROM (SELECT ARRAY(SELECT id FROM done) AS completed, {notified} AS notified) AS finished
     LEFT JOIN marked AS started ON true"""
         if start
-        else f"SELECT {_CLAIM_COLUMNS} FROM claimed"
+        else "SELECT marked.* FROM marked JOIN picked ON picked.id = marked.execution_id"
+        " ORDER BY picked.nth"
     )
     return f"""
     WITH {_COMPLETE_RUNS if start else ""}
-    picked AS ({picked}),
-    claimed AS (
-        INSERT INTO {{p}}execution_claims AS c ({_CLAIM_COLUMNS})
-        SELECT picked.id, %(worker_id)s, now(),
-               now() + make_interval(secs => %(timeout_ms)s / 1000.0), now(), 'active', 1
-        FROM picked
-        ON CONFLICT (execution_id) DO UPDATE SET
-            worker_id = excluded.worker_id, claimed_at = excluded.claimed_at,
-            expires_at = excluded.expires_at, heartbeat_at = excluded.heartbeat_at,
-            status = 'active', epoch = c.epoch + 1
-        WHERE {takeover}
-        RETURNING c.*
-    ), marked AS (
+    picked AS (SELECT id, row_number() OVER () AS nth FROM ({picked}) AS in_order),
+    marked AS (
         UPDATE {{p}}executions e SET
             {starting}
-            processing_worker_id = claimed.worker_id,
-            processing_started_at = claimed.claimed_at,
-            claim_epoch = claimed.epoch,
-            available_at = claimed.expires_at,
+            processing_worker_id = %(worker_id)s,
+            processing_started_at = now(),
+            claim_epoch = e.claim_epoch + 1,
+            lease_worker_id = %(worker_id)s,
+            lease_status = 'active',
+            lease_claimed_at = now(),
+            lease_heartbeat_at = now(),
+            lease_expires_at = now() + make_interval(secs => %(timeout_ms)s / 1000.0),
+            available_at = now() + make_interval(secs => %(timeout_ms)s / 1000.0),
             updated_at = now()
-        FROM claimed
-        WHERE e.id = ANY (ARRAY(SELECT execution_id FROM claimed))
-          AND e.id = claimed.execution_id
-        {returning}
+        WHERE e.id = ANY (ARRAY(SELECT id FROM picked)) AND ({takeover})
+        RETURNING {returning}
     )
     {result}
     """
 
 
-# A claim row may be taken when it is not a live lease (released, expired, or past
+# A lease may be taken when it is not live (never taken, released, expired, or past
 # expires_at); `claim_execution` also lets the holder re-claim, with a new epoch.
-_TAKEOVER = "c.status <> 'active' OR c.expires_at <= now()"
+_TAKEOVER = f"({_LIVE_CLAIM}) IS NOT TRUE"
 
 CLAIM_ONE = _claim(
     """
@@ -409,19 +407,16 @@ CLAIM_ONE = _claim(
                                           OR processing_worker_id = %(worker_id)s)))
         FOR UPDATE
     """,
-    f"{_TAKEOVER} OR c.worker_id = excluded.worker_id",
+    f"{_TAKEOVER} OR e.lease_worker_id = %(worker_id)s",
 )
 
 
 def _pick_runnable(flow_filter: str, limit: str = "%(limit)s") -> str:
-    """A candidate is skipped when its claim row is a live lease: one primary-key probe per
-    candidate. (`NOT EXISTS` let the planner gather every live claim first, so claim_next
-    slowed with the number of running executions.)"""
+    """A candidate is skipped when it holds a live lease, read off its own row."""
     return f"""
         SELECT e.id FROM {{p}}executions e
         WHERE e.status = 'created' AND e.available_at <= now() {flow_filter}
-          AND (SELECT {_LIVE_CLAIM} FROM {{p}}execution_claims c
-               WHERE c.execution_id = e.id) IS NOT TRUE
+          AND {_TAKEOVER}
         ORDER BY e.priority, e.available_at, e.id
         LIMIT {limit}
         FOR UPDATE OF e SKIP LOCKED
@@ -443,49 +438,47 @@ CLAIM_BATCH_FOR_FLOWS = _claim(_pick_runnable(_FOR_FLOWS), _TAKEOVER)
 CLAIM_AND_START = _claim(_pick_runnable_for_start(""), _TAKEOVER, start=True)
 CLAIM_AND_START_FOR_FLOWS = _claim(_pick_runnable_for_start(_FOR_FLOWS), _TAKEOVER, start=True)
 
-RELEASE = """
-    WITH done AS (
-        UPDATE {p}executions SET
-            processing_worker_id = NULL, processing_started_at = NULL, updated_at = now(),
-            available_at = CASE WHEN status = 'created' THEN now() ELSE available_at END
-        WHERE id = %(id)s AND processing_worker_id = %(worker_id)s
-          AND (%(epoch)s::bigint IS NULL OR claim_epoch = %(epoch)s)
-        RETURNING id
-    ), released AS (
-        UPDATE {p}execution_claims c SET status = 'released'
-        FROM done WHERE c.execution_id = done.id AND c.status = 'active'
-    )
-    SELECT id FROM done
+RELEASE = f"""
+    UPDATE {{p}}executions SET
+        {_END_CLAIM} updated_at = now(),
+        available_at = CASE WHEN status = 'created' THEN now() ELSE available_at END
+    WHERE id = %(id)s AND processing_worker_id = %(worker_id)s
+      AND (%(epoch)s::bigint IS NULL OR claim_epoch = %(epoch)s)
+    RETURNING id
 """
 # No NOTIFY on release: NOTIFY serialises commits on a global lock, and a released execution
 # is found by the next claim or poll (in this process the store wakes its own waiters).
 
-EXTEND = """
-    UPDATE {p}execution_claims c SET
-        expires_at = now() + make_interval(secs => %(timeout_ms)s / 1000.0),
-        heartbeat_at = now()
+# A heartbeat writes two columns no index names (not even updated_at): a HOT update.
+EXTEND = f"""
+    UPDATE {{p}}executions e SET
+        lease_expires_at = now() + make_interval(secs => %(timeout_ms)s / 1000.0),
+        lease_heartbeat_at = now()
     FROM unnest(%(ids)s::text[], %(epochs)s::bigint[]) AS h (id, epoch)
-    WHERE c.execution_id = h.id AND c.worker_id = %(worker_id)s
-      AND c.status = 'active' AND c.expires_at > now()
-      AND (h.epoch IS NULL OR c.epoch = h.epoch)
-    RETURNING c.execution_id
+    WHERE e.id = ANY (%(ids)s::text[]) AND e.id = h.id AND e.lease_worker_id = %(worker_id)s
+      AND {_LIVE_CLAIM} AND (h.epoch IS NULL OR e.claim_epoch = h.epoch)
+    RETURNING e.id AS execution_id
 """
 
 ACTIVE_CLAIMS = f"""
-    SELECT {_CLAIM_COLUMNS} FROM {{p}}execution_claims c
-    WHERE {_LIVE_CLAIM} ORDER BY c.claimed_at, c.execution_id
+    SELECT {_CLAIM_COLUMNS} FROM {{p}}executions e
+    WHERE {_LIVE_CLAIM} ORDER BY e.lease_claimed_at, e.id
 """
 
 ACTIVE_CLAIMS_OF_WORKER = f"""
-    SELECT {_CLAIM_COLUMNS} FROM {{p}}execution_claims c
-    WHERE {_LIVE_CLAIM} AND c.worker_id = %(worker_id)s ORDER BY c.claimed_at, c.execution_id
+    SELECT {_CLAIM_COLUMNS} FROM {{p}}executions e
+    WHERE {_LIVE_CLAIM} AND e.lease_worker_id = %(worker_id)s
+    ORDER BY e.lease_claimed_at, e.id
 """
 
-CLAIM_ROW = f"SELECT {_CLAIM_COLUMNS} FROM {{p}}execution_claims WHERE execution_id = %(id)s"
+CLAIM_ROW = f"""
+    SELECT {_CLAIM_COLUMNS} FROM {{p}}executions e
+    WHERE e.id = %(id)s AND e.lease_status IS NOT NULL
+"""
 
 EXPIRE_CLAIMS = """
-    UPDATE {p}execution_claims SET status = 'expired'
-    WHERE status = 'active' AND expires_at <= now()
+    UPDATE {p}executions SET lease_status = 'expired'
+    WHERE lease_status = 'active' AND lease_expires_at <= now()
 """
 
 SET_FAILURE_INFO = """
@@ -510,14 +503,13 @@ RETRY = f"""
             error_message = CASE WHEN {_GIVES_UP} THEN %(reason)s ELSE error_message END,
             error_node_id = COALESCE(%(error_node_id)s, error_node_id),
             available_at = now() + make_interval(secs => %(delay_ms)s / 1000.0),
-            processing_worker_id = NULL,
-            processing_started_at = NULL,
+            {_END_CLAIM}
             updated_at = now(),
             event_count = event_count + 1
         WHERE id = %(id)s AND status IN ('running', 'paused')
           AND processing_worker_id = %(worker_id)s AND claim_epoch = %(epoch)s
         RETURNING {_E}, event_count - 1 AS event_index
-    ), released AS ({_RELEASE_CLAIM}), logged AS (
+    ), logged AS (
         INSERT INTO {{p}}execution_events (execution_id, idx, type, at, attempt, data)
         SELECT id, event_index, ev ->> 'type', now(), %(epoch)s, ev -> 'data'
         FROM done, LATERAL (SELECT %(events)s::jsonb -> done.status AS ev) AS pick
@@ -528,33 +520,28 @@ RETRY = f"""
     FROM done
 """
 
-# A claim is dead unless it is active and unexpired. `claim_epoch = COALESCE(c.epoch, 0)`
-# ties the claim row to the execution row version being locked, so a takeover that commits
-# while this statement waits is never mistaken for a dead worker.
-_DEAD_WORKER = """
-    e.status IN ('running', 'paused')
-    AND e.claim_epoch = COALESCE(c.epoch, 0)
-    AND NOT (c.status IS NOT DISTINCT FROM 'active' AND c.expires_at > now())
-"""
+# A worker is dead unless its lease is live. The lease is on the row being locked, so a
+# takeover that commits while this statement waits is re-checked on the new row version and
+# never mistaken for a dead worker.
+_DEAD_WORKER = f"e.status IN ('running', 'paused') AND {_TAKEOVER}"
 
 NEEDING_RECOVERY = f"""
     SELECT {_E_QUALIFIED}
-    FROM {{p}}executions e LEFT JOIN {{p}}execution_claims c ON c.execution_id = e.id
+    FROM {{p}}executions e
     WHERE {_DEAD_WORKER}
     ORDER BY e.updated_at, e.id
     LIMIT %(limit)s
 """
 
-# Expires the lapsed claims, then locks the victims: decided in Python (store/recovery.py),
-# written by APPLY_RECOVERY in the same transaction; SKIP LOCKED lets concurrent sweeps share the
-# work instead of counting it twice. The victims are read on the statement's snapshot, from
-# before the expiry, which changes no verdict: a lapsed active claim is dead either way.
+# Locks the victims: decided in Python (store/recovery.py), written by APPLY_RECOVERY in the
+# same transaction, which also marks their lapsed leases expired; SKIP LOCKED lets concurrent
+# sweeps share the work instead of counting it twice. A lapsed `active` lease is dead as an
+# expired one is (`dead_worker_reason`).
 RECOVERY_VICTIMS = f"""
-    WITH expired AS ({EXPIRE_CLAIMS})
     SELECT e.id, e.failure_count, e.status AS previous_status,
            e.processing_worker_id AS previous_worker_id,
-           c.status AS claim_status
-    FROM {{p}}executions e LEFT JOIN {{p}}execution_claims c ON c.execution_id = e.id
+           e.lease_status AS claim_status
+    FROM {{p}}executions e
     WHERE {_DEAD_WORKER}
     ORDER BY e.updated_at, e.id
     LIMIT %(limit)s
@@ -591,6 +578,8 @@ APPLY_RECOVERY = f"""
             available_at = now() + make_interval(secs => v.backoff_ms / 1000.0),
             processing_worker_id = NULL,
             processing_started_at = NULL,
+            lease_status = CASE WHEN e.lease_status = 'active' THEN 'expired'
+                                ELSE e.lease_status END,
             updated_at = now(),
             event_count = e.event_count + jsonb_array_length(v.events)
         FROM v WHERE e.id = v.id
@@ -690,8 +679,8 @@ STATS_BY_STATUS = "SELECT status, count(*) AS n FROM {p}executions GROUP BY stat
 
 STATS_EXTRA = """
     SELECT
-        (SELECT count(*) FROM {p}execution_claims c WHERE c.status = 'active'
-            AND c.expires_at > now()) AS active_claims,
+        (SELECT count(*) FROM {p}executions e WHERE e.lease_status = 'active'
+            AND e.lease_expires_at > now()) AS active_claims,
         (SELECT min(available_at) FROM {p}executions
             WHERE status = 'created' AND available_at <= now()) AS oldest_queued_at,
         (SELECT count(*) FROM {p}execution_recovery

@@ -5,7 +5,7 @@ Names and conventions as in `queries.py`, whose claim builder these statements r
 
 from __future__ import annotations
 
-from flowexec.store.postgres.queries import _FOR_FLOWS, _LIVE_CLAIM, _TAKEOVER, _claim
+from flowexec.store.postgres.queries import _FOR_FLOWS, _TAKEOVER, _claim
 
 # Taken, in flow id order, by the statement before a limited claim in the same transaction: a
 # concurrent claimer of the same flow waits, then counts on a snapshot that sees this claim.
@@ -35,8 +35,7 @@ def _pick_within_limits(flow_filter: str) -> str:
         FROM (
             SELECT e.id, e.flow_id, e.priority, e.available_at FROM {{p}}executions e
             WHERE e.status = 'created' AND e.available_at <= now() {flow_filter}
-              AND (SELECT {_LIVE_CLAIM} FROM {{p}}execution_claims c
-                   WHERE c.execution_id = e.id) IS NOT TRUE
+              AND {_TAKEOVER}
               AND NOT EXISTS (SELECT 1 FROM rooms WHERE rooms.flow_id = e.flow_id
                                                     AND rooms.room <= 0)
             ORDER BY e.priority, e.available_at, e.id

@@ -29,8 +29,13 @@ EXECUTION_COLUMNS = """
 
 _E = EXECUTION_COLUMNS
 _E_QUALIFIED = ", ".join("e." + c.strip() for c in _E.split(","))
-_CLAIM_COLUMNS = "execution_id, worker_id, claimed_at, expires_at, heartbeat_at, status, epoch"
-_LIVE_CLAIM = "c.status = 'active' AND c.expires_at > :now"
+# A claim's lease lives on its execution row (migration 0008), read as a claim record here.
+_CLAIM_COLUMNS = """id AS execution_id, lease_worker_id AS worker_id,
+    lease_claimed_at AS claimed_at, lease_expires_at AS expires_at,
+    lease_heartbeat_at AS heartbeat_at, lease_status AS status, claim_epoch AS epoch"""
+_LIVE_CLAIM = "lease_status IS 'active' AND lease_expires_at > :now"
+# A lease may be taken when it is not live (never taken, released, expired, or past expires_at).
+_TAKEOVER = f"NOT ({_LIVE_CLAIM})"
 _TOUCH = """updated_at = CASE WHEN updated_at > :now AND updated_at < :now + 1000
                      THEN updated_at ELSE :now END"""
 _FENCE = """
@@ -139,7 +144,7 @@ SETTLE_ROWS = f"""
                     AND e.idempotency_key = json_extract(k.value, '$[1]'))
 """
 
-# Deepest first: deleting a leaf cascades to its claim and history only, so no delete recurses
+# Deepest first: deleting a leaf cascades to its events and history only, so no delete recurses
 # through the parent foreign key (SQLite caps trigger recursion at 1000 levels).
 SUBTREE_IDS_DEEPEST_FIRST = """
     WITH RECURSIVE sub (id, level) AS (
@@ -167,6 +172,9 @@ _STATUS_GUARD = f"""
     RETURNING id
 """
 _CLEAR_PROCESSING = "processing_worker_id = NULL, processing_started_at = NULL,"
+# Ends a live lease in the statement that ends the claim: one write to one row.
+_END_CLAIM = _CLEAR_PROCESSING + """
+    lease_status = CASE WHEN lease_status = 'active' THEN 'released' ELSE lease_status END,"""
 
 STATUS_RUN = f"""
     UPDATE {{p}}executions SET
@@ -190,7 +198,7 @@ STATUS_FINISH = f"""
         error_message = :error_message,
         error_node_id = :error_node_id,
         result = :result,
-        {_CLEAR_PROCESSING}
+        {_END_CLAIM}
         {_TOUCH}
     {_STATUS_GUARD}
 """
@@ -202,14 +210,9 @@ STATUS_REQUEUE = f"""
         error_message = COALESCE(:error_message, error_message),
         error_node_id = COALESCE(:error_node_id, error_node_id),
         available_at = :now,
-        {_CLEAR_PROCESSING}
+        {_END_CLAIM}
         {_TOUCH}
     {_STATUS_GUARD}
-"""
-
-RELEASE_CLAIM = """
-    UPDATE {p}execution_claims SET status = 'released'
-    WHERE execution_id = :id AND status = 'active'
 """
 
 
@@ -275,24 +278,28 @@ STATUSES = """
 
 # ------------------------------------------------------------------ claims
 
-# A claim row may be taken when it is not a live lease (released, expired, or past expires_at).
-_TAKEOVER = "c.status <> 'active' OR c.expires_at <= :now"
-_UPSERT_CLAIM = """
-    ON CONFLICT (execution_id) DO UPDATE SET
-        worker_id = excluded.worker_id, claimed_at = excluded.claimed_at,
-        expires_at = excluded.expires_at, heartbeat_at = excluded.heartbeat_at,
-        status = 'active', epoch = c.epoch + 1
+# Takes the lease (the next epoch) and sets the processing fields in one write. A claimed
+# execution is not available before its lease ends (see the PostgreSQL statement).
+_TAKE_LEASE = f"""
+    UPDATE {{p}}executions SET
+        processing_worker_id = :worker_id,
+        processing_started_at = :now,
+        claim_epoch = claim_epoch + 1,
+        lease_worker_id = :worker_id,
+        lease_status = 'active',
+        lease_claimed_at = :now,
+        lease_heartbeat_at = :now,
+        lease_expires_at = :now + :timeout_ms * 1000,
+        available_at = :now + :timeout_ms * 1000,
+        {_TOUCH}
 """
 
 # `claim_execution` also lets the holder re-claim, with a new epoch.
 CLAIM_ONE = f"""
-    INSERT INTO {{p}}execution_claims AS c ({_CLAIM_COLUMNS})
-    SELECT id, :worker_id, :now, :now + :timeout_ms * 1000, :now, 'active', 1
-    FROM {{p}}executions
+    {_TAKE_LEASE}
     WHERE id = :id AND (status = 'running' OR (status = 'created'
           AND (available_at <= :now OR processing_worker_id = :worker_id)))
-    {_UPSERT_CLAIM}
-    WHERE {_TAKEOVER} OR c.worker_id = excluded.worker_id
+      AND ({_TAKEOVER} OR lease_worker_id = :worker_id)
     RETURNING {_CLAIM_COLUMNS}
 """
 
@@ -301,8 +308,7 @@ def _pick(flow_filter: str) -> str:
     return f"""
     SELECT e.id FROM {{p}}executions e
     WHERE e.status = 'created' AND e.available_at <= :now {flow_filter}
-      AND NOT EXISTS (
-          SELECT 1 FROM {{p}}execution_claims c WHERE c.execution_id = e.id AND {_LIVE_CLAIM})
+      AND {_TAKEOVER}
     ORDER BY e.priority, e.available_at, e.id
     LIMIT :limit
     """
@@ -312,45 +318,21 @@ PICK_RUNNABLE = _pick("")
 PICK_RUNNABLE_FOR_FLOWS = _pick("AND e.flow_id IN (SELECT value FROM json_each(:flow_ids))")
 
 CLAIM_PICKED = f"""
-    INSERT INTO {{p}}execution_claims AS c ({_CLAIM_COLUMNS})
-    SELECT value, :worker_id, :now, :now + :timeout_ms * 1000, :now, 'active', 1
-    FROM json_each(:ids) WHERE true
-    {_UPSERT_CLAIM}
-    WHERE {_TAKEOVER}
+    {_TAKE_LEASE}
+    WHERE id IN (SELECT value FROM json_each(:ids)) AND {_TAKEOVER}
     RETURNING {_CLAIM_COLUMNS}
 """
 
-# A claimed execution is not available before its lease ends (see the Postgres statement).
-MARK_CLAIMED = f"""
-    UPDATE {{p}}executions SET
-        processing_worker_id = :worker_id,
-        processing_started_at = :now,
-        claim_epoch = :epoch,
-        available_at = (
-            SELECT c.expires_at FROM {{p}}execution_claims c WHERE c.execution_id = :id),
-        {_TOUCH}
-    WHERE id = :id
-"""
-
-# `claim_and_start`: the claimed executions start running, their processing fields and
-# `available_at` taken from the claim rows just written, exactly as MARK_CLAIMED sets them.
+# `claim_and_start`: the executions just claimed start running.
 START_CLAIMED = f"""
-    UPDATE {{p}}executions AS e SET
-        status = 'running',
-        started_at = COALESCE(e.started_at, :now),
-        processing_worker_id = c.worker_id,
-        processing_started_at = c.claimed_at,
-        claim_epoch = c.epoch,
-        available_at = c.expires_at,
-        {_TOUCH}
-    FROM {{p}}execution_claims AS c
-    WHERE e.id IN (SELECT value FROM json_each(:ids)) AND c.execution_id = e.id
+    UPDATE {{p}}executions SET status = 'running', started_at = COALESCE(started_at, :now)
+    WHERE id IN (SELECT value FROM json_each(:ids))
     RETURNING {_E}
 """
 
 RELEASE = f"""
     UPDATE {{p}}executions SET
-        processing_worker_id = NULL, processing_started_at = NULL,
+        {_END_CLAIM}
         available_at = CASE WHEN status = 'created' THEN :now ELSE available_at END,
         {_TOUCH}
     WHERE id = :id AND processing_worker_id = :worker_id
@@ -358,33 +340,34 @@ RELEASE = f"""
     RETURNING id
 """
 
-EXTEND = """
-    UPDATE {p}execution_claims AS c SET
-        expires_at = :now + :timeout_ms * 1000,
-        heartbeat_at = :now
+EXTEND = f"""
+    UPDATE {{p}}executions AS e SET
+        lease_expires_at = :now + :timeout_ms * 1000,
+        lease_heartbeat_at = :now
     FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS epoch
           FROM json_each(:pairs)) AS h
-    WHERE c.execution_id = h.id AND c.worker_id = :worker_id
-      AND c.status = 'active' AND c.expires_at > :now
-      AND (h.epoch IS NULL OR c.epoch = h.epoch)
-    RETURNING execution_id
+    WHERE e.id = h.id AND e.lease_worker_id = :worker_id AND {_LIVE_CLAIM}
+      AND (h.epoch IS NULL OR e.claim_epoch = h.epoch)
+    RETURNING id AS execution_id
 """
 
 ACTIVE_CLAIMS = f"""
-    SELECT {_CLAIM_COLUMNS} FROM {{p}}execution_claims c
-    WHERE {_LIVE_CLAIM} ORDER BY c.claimed_at, c.execution_id
+    SELECT {_CLAIM_COLUMNS} FROM {{p}}executions
+    WHERE {_LIVE_CLAIM} ORDER BY lease_claimed_at, id
 """
 
 ACTIVE_CLAIMS_OF_WORKER = f"""
-    SELECT {_CLAIM_COLUMNS} FROM {{p}}execution_claims c
-    WHERE {_LIVE_CLAIM} AND c.worker_id = :worker_id ORDER BY c.claimed_at, c.execution_id
+    SELECT {_CLAIM_COLUMNS} FROM {{p}}executions
+    WHERE {_LIVE_CLAIM} AND lease_worker_id = :worker_id ORDER BY lease_claimed_at, id
 """
 
-CLAIM_ROW = f"SELECT {_CLAIM_COLUMNS} FROM {{p}}execution_claims WHERE execution_id = :id"
+CLAIM_ROW = f"""
+    SELECT {_CLAIM_COLUMNS} FROM {{p}}executions WHERE id = :id AND lease_status IS NOT NULL
+"""
 
 EXPIRE_CLAIMS = """
-    UPDATE {p}execution_claims SET status = 'expired'
-    WHERE status = 'active' AND expires_at <= :now
+    UPDATE {p}executions SET lease_status = 'expired'
+    WHERE lease_status = 'active' AND lease_expires_at <= :now
 """
 
 # ------------------------------------------------------------------ failures and recovery
@@ -409,25 +392,19 @@ RETRY = f"""
         error_message = CASE WHEN {_GIVES_UP} THEN :reason ELSE error_message END,
         error_node_id = COALESCE(:error_node_id, error_node_id),
         available_at = :now + :delay_ms * 1000,
-        processing_worker_id = NULL,
-        processing_started_at = NULL,
+        {_END_CLAIM}
         {_TOUCH}
     WHERE id = :id AND status IN ('running', 'paused')
       AND processing_worker_id = :worker_id AND claim_epoch = :epoch
     RETURNING {_E}
 """
 
-# A claim is dead unless it is active and unexpired. `claim_epoch = COALESCE(c.epoch, 0)`
-# ties the claim row to the execution row it was taken for (the PostgreSQL rule, kept as is).
-_DEAD_WORKER = """
-    e.status IN ('running', 'paused')
-    AND e.claim_epoch = COALESCE(c.epoch, 0)
-    AND NOT (c.status IS 'active' AND c.expires_at > :now)
-"""
+# A worker is dead unless its lease is live.
+_DEAD_WORKER = f"e.status IN ('running', 'paused') AND {_TAKEOVER}"
 
 NEEDING_RECOVERY = f"""
     SELECT {_E_QUALIFIED}
-    FROM {{p}}executions e LEFT JOIN {{p}}execution_claims c ON c.execution_id = e.id
+    FROM {{p}}executions e
     WHERE {_DEAD_WORKER}
     ORDER BY e.updated_at, e.id
     LIMIT :limit
@@ -436,8 +413,8 @@ NEEDING_RECOVERY = f"""
 RECOVERY_VICTIMS = f"""
     SELECT e.id, e.status AS previous_status, e.processing_worker_id AS previous_worker_id,
            e.failure_count,
-           c.status AS claim_status
-    FROM {{p}}executions e LEFT JOIN {{p}}execution_claims c ON c.execution_id = e.id
+           e.lease_status AS claim_status
+    FROM {{p}}executions e
     WHERE {_DEAD_WORKER}
     ORDER BY e.updated_at, e.id
     LIMIT :limit
@@ -560,8 +537,8 @@ STATS_BY_STATUS = "SELECT status, count(*) AS n FROM {p}executions GROUP BY stat
 
 STATS_EXTRA = """
     SELECT
-        (SELECT count(*) FROM {p}execution_claims c WHERE c.status = 'active'
-            AND c.expires_at > :now) AS active_claims,
+        (SELECT count(*) FROM {p}executions WHERE lease_status = 'active'
+            AND lease_expires_at > :now) AS active_claims,
         (SELECT min(available_at) FROM {p}executions
             WHERE status = 'created' AND available_at <= :now) AS oldest_queued_at,
         (SELECT count(*) FROM {p}execution_recovery

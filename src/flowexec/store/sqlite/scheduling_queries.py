@@ -6,7 +6,7 @@ limited pick counts running executions that no other claimer can change meanwhil
 
 from __future__ import annotations
 
-from flowexec.store.sqlite.queries import _LIVE_CLAIM
+from flowexec.store.sqlite.queries import _TAKEOVER
 
 
 def _pick_within_limits(flow_filter: str) -> str:
@@ -24,8 +24,7 @@ def _pick_within_limits(flow_filter: str) -> str:
     ), candidates AS (
         SELECT e.id, e.flow_id, e.priority, e.available_at FROM {{p}}executions e
         WHERE e.status = 'created' AND e.available_at <= :now {flow_filter}
-          AND NOT EXISTS (
-              SELECT 1 FROM {{p}}execution_claims c WHERE c.execution_id = e.id AND {_LIVE_CLAIM})
+          AND {_TAKEOVER}
           AND NOT EXISTS (
               SELECT 1 FROM rooms WHERE rooms.flow_id = e.flow_id AND rooms.room <= 0)
         ORDER BY e.priority, e.available_at, e.id

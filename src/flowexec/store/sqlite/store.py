@@ -109,8 +109,6 @@ class SqliteExecutionStore(SqliteScheduling, SqliteApiPrimitives, SqliteHistory,
         params = {**write.params(SQLITE_ENCODING), "now": now}
         if not prior or not self._rows(conn, _STATUS_STATEMENTS[write.effect], params):
             return False
-        if write.effect.releases_claim:
-            conn.execute(self._sql(Q.RELEASE_CLAIM), {"id": write.execution_id})
         event = write.events[prior[0]["status"]]
         log_events(conn, self._sql, now, write.execution_id, write.attempt, [event])
         return True
@@ -135,23 +133,11 @@ class SqliteExecutionStore(SqliteScheduling, SqliteApiPrimitives, SqliteHistory,
 
     # ------------------------------------------------------------ claims
 
-    def _mark_claimed(
-        self, conn: sqlite3.Connection, worker_id: str, now: int, claims: list[Row]
-    ) -> None:
-        conn.executemany(
-            self._sql(Q.MARK_CLAIMED),
-            [
-                {"id": c["execution_id"], "worker_id": worker_id, "now": now, "epoch": c["epoch"]}
-                for c in claims
-            ],
-        )
-
     async def _claim_one(self, execution_id: str, worker_id: str, timeout_ms: int) -> Row | None:
         params = {"id": execution_id, "worker_id": worker_id, "timeout_ms": timeout_ms}
 
         def body(conn: sqlite3.Connection, now: int) -> Row | None:
             claims = self._rows(conn, Q.CLAIM_ONE, {**params, "now": now})
-            self._mark_claimed(conn, worker_id, now, claims)
             return claims[0] if claims else None
 
         return await self._db.write(body)
@@ -167,8 +153,7 @@ class SqliteExecutionStore(SqliteScheduling, SqliteApiPrimitives, SqliteHistory,
         running_limits: dict[str, int] | None = None,
     ) -> list[Row]:
         """Claim up to `limit` runnable executions, most urgent and oldest first, within the
-        flows' running limits: their new claim rows, in that order. The executions are left
-        for the caller to mark."""
+        flows' running limits: their new claims, in that order."""
         if limit <= 0:
             return []
         pick = Q.PICK_RUNNABLE if flow_ids is None else Q.PICK_RUNNABLE_FOR_FLOWS
@@ -196,9 +181,7 @@ class SqliteExecutionStore(SqliteScheduling, SqliteApiPrimitives, SqliteHistory,
         self, worker_id: str, timeout_ms: int, limit: int, flow_ids: list[str] | None
     ) -> list[Row]:
         def body(conn: sqlite3.Connection, now: int) -> list[Row]:
-            claims = self._claim_runnable(conn, now, worker_id, timeout_ms, limit, flow_ids)
-            self._mark_claimed(conn, worker_id, now, claims)
-            return claims
+            return self._claim_runnable(conn, now, worker_id, timeout_ms, limit, flow_ids)
 
         return await self._db.write(body)
 
@@ -226,10 +209,7 @@ class SqliteExecutionStore(SqliteScheduling, SqliteApiPrimitives, SqliteHistory,
     async def _release(self, execution_id: str, worker_id: str, epoch: int | None) -> bool:
         def body(conn: sqlite3.Connection, now: int) -> bool:
             params = {"id": execution_id, "worker_id": worker_id, "epoch": epoch, "now": now}
-            if not self._rows(conn, Q.RELEASE, params):
-                return False
-            conn.execute(self._sql(Q.RELEASE_CLAIM), {"id": execution_id})
-            return True
+            return bool(self._rows(conn, Q.RELEASE, params))
 
         return await self._db.write(body)
 
@@ -266,7 +246,6 @@ class SqliteExecutionStore(SqliteScheduling, SqliteApiPrimitives, SqliteHistory,
             rows = self._rows(conn, Q.RETRY, {**write.params(), "now": now})
             if not rows:
                 return None
-            conn.execute(self._sql(Q.RELEASE_CLAIM), {"id": write.execution_id})
             event = write.events[rows[0]["status"]]
             log_events(conn, self._sql, now, write.execution_id, write.epoch, [event])
             return rows[0]
