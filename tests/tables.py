@@ -109,10 +109,9 @@ class Tables:
         return [
             (str(r[0]), str(r[1]))
             for r in await self.query(
-                "SELECT e.id, e.status FROM {p}executions e JOIN {p}execution_claims c"
-                " ON c.execution_id = e.id"
-                " WHERE c.worker_id = ? AND c.status = 'active'"
-                " AND e.processing_worker_id = ? AND e.claim_epoch = c.epoch",
+                "SELECT e.id, e.status FROM {p}executions e"
+                " WHERE e.lease_worker_id = ? AND e.lease_status = 'active'"
+                " AND e.processing_worker_id = ?",
                 (worker_id, worker_id),
             )
         ]

@@ -1,9 +1,9 @@
 """When `Worker.run` returns, nothing it started is still running, even a recovery sweep that
 hangs in the database.
 
-The sweep is made to hang for real: another PostgreSQL session holds a row lock on the claim
-of a dead worker's run, so the sweep's `expire_old_claims` waits for it, while the worker's
-own claims and heartbeats (other rows) go on.
+The sweep is made to hang for real: another PostgreSQL session holds a row lock on a dead
+worker's run (its lease lives on that row), so the sweep's `expire_old_claims` waits for it,
+while the worker's own claims and heartbeats (other rows) go on.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ async def test_a_hung_recovery_sweep_does_not_outlive_the_worker(
         await asyncio.sleep(DEAD_LEASE_MS / 1000 * 2)  # the dead worker's lease lapses
         with psycopg.connect(postgres_url) as blocker:  # one transaction until the block ends
             blocker.execute(
-                f"SELECT 1 FROM {unique_prefix}execution_claims WHERE execution_id = %s"
+                f"SELECT 1 FROM {unique_prefix}executions WHERE id = %s"
                 " FOR UPDATE",
                 (dead.id,),
             )
@@ -68,6 +68,6 @@ async def _sweep_waits_for_lock(url: str, prefix: str) -> bool:
         row = conn.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
             " AND query LIKE %s",
-            (f"%UPDATE {prefix}execution_claims SET status = 'expired'%",),
+            (f"%UPDATE {prefix}executions SET lease_status = 'expired'%",),
         ).fetchone()
     return bool(row and row[0])

@@ -46,13 +46,13 @@ async def test_the_schema_has_the_postgres_tables_and_indexes(tmp_path: Path) ->
         pass
     names = {(kind, name) for kind, name, _, _ in schema(path)}
     tables = {
-        "executions", "execution_claims", "execution_recovery", "schema_migrations",
+        "executions", "execution_recovery", "schema_migrations",
         "schedule_slots",
     }
     assert {("table", PREFIX + t) for t in tables} <= names
     indexes = {
         "executions_runnable", "executions_recoverable", "executions_roots", "executions_tree",
-        "executions_parent", "executions_finished_roots", "execution_claims_status_expires",
+        "executions_parent", "executions_finished_roots", "executions_leased",
         "execution_recovery_execution", "execution_recovery_recent",
         "executions_roots_by_status",
         "executions_idempotency", "executions_running_flow",

@@ -18,8 +18,8 @@ from flowexec.store.sqlite.status_listing import ROOTS_IN_STATUS
 PREFIX = "flowexec_"
 TIME_COLUMNS = {
     "executions": ["created_at", "updated_at", "started_at", "completed_at", "last_failure_at",
-                   "processing_started_at", "available_at"],
-    "execution_claims": ["claimed_at", "expires_at", "heartbeat_at"],
+                   "processing_started_at", "available_at", "lease_claimed_at",
+                   "lease_expires_at", "lease_heartbeat_at"],
     "execution_recovery": ["recovered_at"],
 }
 
@@ -143,7 +143,8 @@ HOT_QUERIES = [
         )
         for key, template in Q.ROOT_PAGE.items()
     ],
-    ("expire claims", Q.EXPIRE_CLAIMS, {"now": 0}, "execution_claims_status_expires"),
+    ("expire claims", Q.EXPIRE_CLAIMS, {"now": 0}, "executions_leased"),
+    ("active claims", Q.ACTIVE_CLAIMS, {"now": 0}, "executions_leased"),
     ("retention", Q.PURGE_ROOTS, {"before": 0, "limit": 10, "statuses": '["failed"]'},
      "executions_finished_roots"),
     *[

@@ -33,9 +33,9 @@ _E_QUALIFIED = ", ".join("e." + c.strip() for c in _E.split(","))
 _CLAIM_COLUMNS = """id AS execution_id, lease_worker_id AS worker_id,
     lease_claimed_at AS claimed_at, lease_expires_at AS expires_at,
     lease_heartbeat_at AS heartbeat_at, lease_status AS status, claim_epoch AS epoch"""
-_LIVE_CLAIM = "lease_status IS 'active' AND lease_expires_at > :now"
+_LIVE_CLAIM = "lease_status = 'active' AND lease_expires_at > :now"
 # A lease may be taken when it is not live (never taken, released, expired, or past expires_at).
-_TAKEOVER = f"NOT ({_LIVE_CLAIM})"
+_TAKEOVER = f"({_LIVE_CLAIM}) IS NOT 1"
 _TOUCH = """updated_at = CASE WHEN updated_at > :now AND updated_at < :now + 1000
                      THEN updated_at ELSE :now END"""
 _FENCE = """
