@@ -59,11 +59,10 @@ CROSS JOIN LATERAL (
 """
 
 _CLAIMS = """
-INSERT INTO {p}execution_claims (
-    execution_id, worker_id, claimed_at, expires_at, heartbeat_at, status, epoch)
-SELECT id, %(worker)s, created_at, created_at + make_interval(secs => %(lease_s)s),
-       created_at, %(claim)s, 1
-FROM {p}executions WHERE starts_with(id, %(id_prefix)s)
+UPDATE {p}executions SET lease_worker_id = %(worker)s, lease_claimed_at = created_at,
+    lease_expires_at = created_at + make_interval(secs => %(lease_s)s),
+    lease_heartbeat_at = created_at, lease_status = %(claim)s, claim_epoch = 1
+WHERE starts_with(id, %(id_prefix)s)
 """
 
 
@@ -79,7 +78,7 @@ class Load:
     """Root i's tree has `size + i % size_cycle` nodes."""
     flow_id: str = "bench-flow"
     claim: str | None = None
-    """A claim row per execution: `released` (finished history) or `active`."""
+    """A lease on every execution: `released` (finished history) or `active`."""
     lease_s: int = 30
     """How long after creation an `active` claim expires (they are created an hour ago or more:
     30 s means dead workers, 30 days live ones)."""
@@ -110,9 +109,8 @@ async def load(pg: PostgresBench, prefix: str, *loads: Load, vacuum: bool = Fals
                     {"id_prefix": spec.id_prefix, "worker": OTHER_WORKER, "claim": spec.claim,
                      "lease_s": spec.lease_s},
                 )
-        for table in ("executions", "execution_claims"):
-            verb = "VACUUM (ANALYZE)" if vacuum else "ANALYZE"
-            await conn.execute(sql.SQL(verb + " {}").format(sql.Identifier(prefix + table)))
+        verb = "VACUUM (ANALYZE)" if vacuum else "ANALYZE"
+        await conn.execute(sql.SQL(verb + " {}").format(sql.Identifier(prefix + "executions")))
     return total
 
 
@@ -133,7 +131,7 @@ async def spread_priorities(pg: PostgresBench, prefix: str, id_prefix: str, leve
 
 async def truncate(pg: PostgresBench, prefix: str) -> None:
     await pg.execute(
-        "TRUNCATE {p}executions, {p}execution_claims, {p}execution_recovery, "
+        "TRUNCATE {p}executions, {p}execution_recovery, "
         "{p}execution_events CASCADE".replace("{p}", prefix)  # and what references them
     )
 

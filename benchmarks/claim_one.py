@@ -1,8 +1,10 @@
 """Workload 1: claim one execution (claim_execution + release_execution) at 1, 4 and 16 connections.
 
-The baseline is the reference's algorithm reproduced in plain SQL on the same tables: one
-transaction that locks the execution row, locks the claim row, inserts or updates the claim and
-marks the execution (BEGIN + 4 statements + COMMIT), and a release transaction of two updates.
+The baseline is the reference's algorithm reproduced in plain SQL on the same executions, with
+a claims table of its own (flowexec keeps the lease on the execution row since migration 0008):
+one transaction that locks the execution row, locks the claim row, inserts or updates the claim
+and marks the execution (BEGIN + 4 statements + COMMIT), and a release transaction of two
+updates.
 Its one defect that would stop the loop (a released claim blocked every later claim,
 docs/architecture.md §9) is fixed, so both sides do the same work per cycle. Each connection
 cycles over its own executions, so the figure is throughput, not contention.
@@ -35,6 +37,15 @@ IDS_PER_CONNECTION = 20
 TIMEOUT_MS = 30_000
 TARGET_RATIO = 3.0
 
+# The reference's claims table, as flowexec's was before migration 0008.
+_CLAIMS_TABLE = """
+    CREATE TABLE {p}execution_claims (
+        execution_id text PRIMARY KEY REFERENCES {p}executions (id) ON DELETE CASCADE,
+        worker_id text NOT NULL, claimed_at timestamptz NOT NULL,
+        expires_at timestamptz NOT NULL, heartbeat_at timestamptz NOT NULL,
+        status text NOT NULL, epoch bigint NOT NULL);
+    CREATE INDEX {p}execution_claims_status_expires ON {p}execution_claims (status, expires_at)
+"""
 _LOCK_EXECUTION = "SELECT id, status FROM {p}executions WHERE id = %(id)s FOR UPDATE"
 _LOCK_CLAIM = """
     SELECT execution_id, status, expires_at FROM {p}execution_claims
@@ -203,6 +214,7 @@ async def run(ctx: Context) -> list[Table]:
         size = max(CONCURRENCY)
         async with ctx.store(prefix, pool_min_size=size, pool_max_size=size) as store:
             await load(pg, prefix, Load("C", size * IDS_PER_CONNECTION, status="created"))
+            await pg.execute(_CLAIMS_TABLE.replace("{p}", prefix))
             results, cpu = await _measure(ctx, pg, store, prefix)
     finally:
         await ctx.drop(prefix)
