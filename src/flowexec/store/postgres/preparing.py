@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from flowexec.store.commands import statements_by_effect
 from flowexec.store.postgres import queries as Q
+from flowexec.store.postgres.worker_queries import KEEP_ALIVE
 
 HOT = frozenset({
-    Q.CLAIM_AND_START, Q.CLAIM_AND_START_FOR_FLOWS, Q.EXTEND, Q.APPEND_EVENTS, Q.STATUSES,
-    *statements_by_effect(Q).values(),
+    Q.CLAIM_AND_START, Q.CLAIM_AND_START_FOR_FLOWS, Q.EXTEND, KEEP_ALIVE, Q.APPEND_EVENTS,
+    Q.STATUSES, *statements_by_effect(Q).values(),
 })
 
 
