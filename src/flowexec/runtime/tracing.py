@@ -2,7 +2,7 @@
 
 With the `otel` extra installed, spans go to whatever tracer provider the application set
 up; without it, or while no provider is set, every function here does nothing (OpenTelemetry's
-own no-op spans cost a Worker about a tenth of its CPU per execution).
+own no-op spans cost about 10 µs of CPU per run).
 A child execution links to the span of the run that emitted it: the emitting run's W3C
 `traceparent` travels in the child's spawning event (the child's stored data), so the link
 holds when another process on another machine runs the child. The trace context is not
