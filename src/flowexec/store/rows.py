@@ -80,8 +80,8 @@ def execution_from_row(row: Row) -> Execution:
 
 def started_from_row(row: Row) -> StartedExecution:
     """A started execution's row carries its new claim: claiming sets the processing fields
-    from the claim row (`processing_started_at` = `claimed_at`, `claim_epoch` = `epoch`) and
-    `available_at` to the lease's `expires_at`, and nothing has heartbeated it yet."""
+    with the lease (`processing_started_at` = `lease_claimed_at`, `claim_epoch` = the epoch)
+    and `available_at` to the lease's `lease_expires_at`, and nothing has heartbeated it yet."""
     claim = ExecutionClaim(
         execution_id=row["id"],
         worker_id=row["processing_worker_id"],
