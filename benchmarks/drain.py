@@ -201,9 +201,10 @@ def _table(bench: Drain, results: dict[str, Stats]) -> Table:
         "statuses every 0.25 s and heartbeats.",
         "CPU: the bench database's server processes and this Python process (which runs all "
         f"{WORKERS} workers) over the timed part, per execution; the two share 2 cores.",
-        "WAL: what the server wrote over the timed part, per execution. Where raw writes the "
-        "execution row, flowexec writes it and its claim row (the claim inserted when taken, "
-        "released when completed): that is what its extra WAL and server CPU pay for.",
+        "WAL: what the server wrote over the timed part, per execution. Both write the "
+        "execution row twice (taken, completed; flowexec keeps the lease on that row); "
+        "flowexec also logs two events per execution and its rows are wider: that is what "
+        "its extra WAL and server CPU pay for.",
         "Metrics: the second row's Workers count every claim, start and outcome and observe "
         "each run's duration in Prometheus counters and histograms (`flowexec.metrics`); "
         "its share against the first row is the hot path's cost of metrics.",

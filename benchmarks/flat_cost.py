@@ -2,7 +2,7 @@
 
 Three installations (table prefixes) in the same database, each with a queue of runnable
 executions: `small` holds 10,000 finished executions, `large` 1,000,000 (each finished one with
-its released claim row, vacuumed as old history would be), and `busy` the large history plus
+its released lease, vacuumed as old history would be), and `busy` the large history plus
 5,000 `running` executions whose workers hold live leases (every running execution has one). A
 worker claims one (or ten) at a time and finishes what it claimed (untimed), as the runtime
 does, so the queue moves on and live claims do not pile up. Repetitions interleave the three.
