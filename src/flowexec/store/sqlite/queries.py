@@ -280,8 +280,7 @@ STATUSES = """
 
 # Takes the lease (the next epoch) and sets the processing fields in one write. A claimed
 # execution is not available before its lease ends (see the PostgreSQL statement).
-_TAKE_LEASE = f"""
-    UPDATE {{p}}executions SET
+_LEASE_TAKEN = f"""
         processing_worker_id = :worker_id,
         processing_started_at = :now,
         claim_epoch = claim_epoch + 1,
@@ -296,7 +295,7 @@ _TAKE_LEASE = f"""
 
 # `claim_execution` also lets the holder re-claim, with a new epoch.
 CLAIM_ONE = f"""
-    {_TAKE_LEASE}
+    UPDATE {{p}}executions SET {_LEASE_TAKEN}
     WHERE id = :id AND (status = 'running' OR (status = 'created'
           AND (available_at <= :now OR processing_worker_id = :worker_id)))
       AND ({_TAKEOVER} OR lease_worker_id = :worker_id)
@@ -318,16 +317,17 @@ PICK_RUNNABLE = _pick("")
 PICK_RUNNABLE_FOR_FLOWS = _pick("AND e.flow_id IN (SELECT value FROM json_each(:flow_ids))")
 
 CLAIM_PICKED = f"""
-    {_TAKE_LEASE}
+    UPDATE {{p}}executions SET {_LEASE_TAKEN}
     WHERE id IN (SELECT value FROM json_each(:ids)) AND {_TAKEOVER}
     RETURNING {_CLAIM_COLUMNS}
 """
 
-# `claim_and_start`: the executions just claimed start running.
-START_CLAIMED = f"""
-    UPDATE {{p}}executions SET status = 'running', started_at = COALESCE(started_at, :now)
-    WHERE id IN (SELECT value FROM json_each(:ids))
-    RETURNING {_E}
+# `claim_and_start`: the picked executions claimed and started by the same write.
+START_PICKED = f"""
+    UPDATE {{p}}executions SET
+        status = 'running', started_at = COALESCE(started_at, :now), {_LEASE_TAKEN}
+    WHERE id IN (SELECT value FROM json_each(:ids)) AND {_TAKEOVER}
+    RETURNING {_E}, id AS execution_id
 """
 
 RELEASE = f"""

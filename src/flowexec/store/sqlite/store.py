@@ -151,9 +151,12 @@ class SqliteExecutionStore(SqliteScheduling, SqliteApiPrimitives, SqliteHistory,
         limit: int,
         flow_ids: list[str] | None,
         running_limits: dict[str, int] | None = None,
+        *,
+        start: bool = False,
     ) -> list[Row]:
         """Claim up to `limit` runnable executions, most urgent and oldest first, within the
-        flows' running limits: their new claims, in that order."""
+        flows' running limits: their new claims, in that order; with `start`, started by the
+        same write, as whole execution rows."""
         if limit <= 0:
             return []
         pick = Q.PICK_RUNNABLE if flow_ids is None else Q.PICK_RUNNABLE_FOR_FLOWS
@@ -169,7 +172,7 @@ class SqliteExecutionStore(SqliteScheduling, SqliteApiPrimitives, SqliteHistory,
             return []
         claims = self._rows(
             conn,
-            Q.CLAIM_PICKED,
+            Q.START_PICKED if start else Q.CLAIM_PICKED,
             {"ids": json.dumps(ids), "worker_id": worker_id, "now": now,
              "timeout_ms": timeout_ms},
         )
@@ -191,14 +194,11 @@ class SqliteExecutionStore(SqliteScheduling, SqliteApiPrimitives, SqliteHistory,
         def body(conn: sqlite3.Connection, now: int) -> tuple[list[Row], set[str]]:
             # Refused completions are skipped and change nothing.
             completed = {w.execution_id for w in writes if self._apply_status(conn, now, w)}
-            claims = self._claim_runnable(
+            started = self._claim_runnable(
                 conn, now, command.worker_id, command.timeout_ms,
                 command.limit + len(completed), command.flow_ids, command.running_limits,
+                start=True,
             )
-            if not claims:
-                return [], completed
-            ids = json.dumps([c["execution_id"] for c in claims])
-            started = self._rows(conn, Q.START_CLAIMED, {"ids": ids, "now": now})
             event = started_event(command.worker_id)
             for row in started:
                 log_events(conn, self._sql, now, row["id"], int(row["claim_epoch"]), [event])
