@@ -1,6 +1,5 @@
 """Server-side prepared statements: a Worker's heartbeat is prepared after psycopg's five
-unprepared runs and then runs on one generic plan (not planned again on every call), and
-nothing is prepared when the store's switch is off (as behind PgBouncer in transaction mode)."""
+unprepared runs and then runs on one generic plan, not planned again on every call."""
 
 from __future__ import annotations
 
@@ -34,10 +33,3 @@ async def test_a_heartbeat_runs_on_a_generic_plan(store_factory: StoreFactory) -
         p for p in await _heartbeat_plans(store) if "lease_heartbeat_at = now()" in p[0]
     ]
     assert custom == 5 and generic == HEARTBEATS - 10
-
-
-async def test_nothing_is_prepared_when_the_switch_is_off(store_factory: StoreFactory) -> None:
-    store = await store_factory(pool_min_size=1, pool_max_size=1)
-    assert isinstance(store, PostgresExecutionStore)
-    store._prepare = False
-    assert await _heartbeat_plans(store) == []
