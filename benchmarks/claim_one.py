@@ -1,10 +1,10 @@
 """Workload 1: claim one execution (claim_execution + release_execution) at 1, 4 and 16 connections.
 
 The baseline is the reference's algorithm reproduced in plain SQL on the same executions, with
-a claims table of its own (flowexec keeps the lease on the execution row since migration 0008):
-one transaction that locks the execution row, locks the claim row, inserts or updates the claim
-and marks the execution (BEGIN + 4 statements + COMMIT), and a release transaction of two
-updates.
+a claims table of its own (flowexec keeps the lease on the execution row since its migration
+`lease_on_execution`): one transaction that locks the execution row, locks the claim row,
+inserts or updates the claim and marks the execution (BEGIN + 4 statements + COMMIT), and a
+release transaction of two updates.
 Its one defect that would stop the loop (a released claim blocked every later claim,
 docs/architecture.md §9) is fixed, so both sides do the same work per cycle. Each connection
 cycles over its own executions, so the figure is throughput, not contention.
@@ -37,7 +37,7 @@ IDS_PER_CONNECTION = 20
 TIMEOUT_MS = 30_000
 TARGET_RATIO = 3.0
 
-# The reference's claims table, as flowexec's was before migration 0008.
+# The reference's claims table, as flowexec's was before migration `lease_on_execution`.
 _CLAIMS_TABLE = """
     CREATE TABLE {p}execution_claims (
         execution_id text PRIMARY KEY REFERENCES {p}executions (id) ON DELETE CASCADE,

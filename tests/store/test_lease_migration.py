@@ -1,5 +1,5 @@
-"""Migration 0008 moves each claim onto its execution row: a database upgraded while workers
-hold live leases keeps every lease (holder, times, epoch, status), the holders go on
+"""Migration `lease_on_execution` moves each claim onto its execution row: a database upgraded
+while workers hold live leases keeps every lease (holder, times, epoch, status), the holders go on
 heartbeating and complete their runs, and nobody else can take them meanwhile."""
 
 from __future__ import annotations
@@ -13,15 +13,16 @@ import psycopg
 
 from flowexec import new_execution
 from flowexec.model import ClaimStatus, Completion, ExecutionClaim, ExecutionStatus
+from flowexec.store.migrations import load_migrations
 from flowexec.store.protocol import ExecutionStore
 from flowexec.store.sqlite.codec import to_micros
 
 StoreFactory = Callable[..., Awaitable[ExecutionStore]]
 
-BEFORE_LEASES = 7  # scheduling; the next migration moves the claims
+LEASE_MIGRATION = "lease_on_execution"
 HOLDER = "worker-before-upgrade"
 
-# What a claim looked like before 0008: a row of its own, and the execution marked.
+# What a claim looked like before the migration: a row of its own, and the execution marked.
 _CLAIM_ROW = """
     INSERT INTO {p}execution_claims
         (execution_id, worker_id, claimed_at, expires_at, heartbeat_at, status, epoch)
@@ -35,7 +36,7 @@ _MARK = """
 
 
 def _write(url: str, prefix: str, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
-    """Plain SQL writes in one transaction, as the code before 0008 made them."""
+    """Plain SQL writes in one transaction, as the code before the migration made them."""
     if url.startswith("sqlite"):
         conn = sqlite3.connect(url.removeprefix("sqlite:///"), timeout=30)
         try:
@@ -56,7 +57,11 @@ async def test_an_upgrade_keeps_live_leases_and_their_holders_finish(
     store_factory: StoreFactory, store_url: str, unique_prefix: str
 ) -> None:
     store = await store_factory(migrate=False)
-    await store.migrate(target_version=BEFORE_LEASES)
+    [moving] = [
+        m for m in load_migrations(f"flowexec.store.{store.backend}", "x_")
+        if m.name.endswith(LEASE_MIGRATION)
+    ]
+    await store.migrate(target_version=moving.version - 1)
     executions = [new_execution("upgraded", "owner") for _ in range(5)]
     for execution in executions:
         await store.create(execution)
@@ -81,7 +86,7 @@ async def test_an_upgrade_keeps_live_leases_and_their_holders_finish(
         statements.append((_MARK, ("running", holder, ago, epoch, ago, execution.id)))
     _write(store_url, unique_prefix, statements)
 
-    assert await store.migrate() == ["0008_lease_on_execution"]
+    assert (await store.migrate())[0] == moving.name
 
     for execution_id, claim in planted.items():
         assert await store.get_claim_for_execution(execution_id) == claim

@@ -1,7 +1,7 @@
 """Every PostgreSQL statement flowexec runs, each under a name.
 
 `{p}` is the validated table prefix, filled in once per store; values are always parameters.
-A claim's lease lives on its execution row (migration 0008), so every transition writes one
+A claim's lease lives on its execution row (migration 0009), so every transition writes one
 row. Predicates stay plain (no `param IS NULL OR ...` on
 indexed columns) so that generic plans of prepared statements keep using their indexes.
 """

@@ -29,7 +29,7 @@ EXECUTION_COLUMNS = """
 
 _E = EXECUTION_COLUMNS
 _E_QUALIFIED = ", ".join("e." + c.strip() for c in _E.split(","))
-# A claim's lease lives on its execution row (migration 0008), read as a claim record here.
+# A claim's lease lives on its execution row (SQLite migration 0008), read as a claim here.
 _CLAIM_COLUMNS = """id AS execution_id, lease_worker_id AS worker_id,
     lease_claimed_at AS claimed_at, lease_expires_at AS expires_at,
     lease_heartbeat_at AS heartbeat_at, lease_status AS status, claim_epoch AS epoch"""
