@@ -11,14 +11,16 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from tests.cli import cli_app
 from typer.testing import CliRunner, Result
 
 from flowexec.cli import app
+from flowexec.runtime.worker import Worker
 from flowexec.store.protocol import ExecutionStore
 
 WIDE = {"COLUMNS": "200", "NO_COLOR": "1", "FLOWEXEC_DATABASE_URL": None}
@@ -115,3 +117,21 @@ def assert_fits_whole(output: str, *whole: str, width: int = 80) -> None:
     assert "…" not in output, output
     for text in whole:
         assert any(text in line for line in lines), (text, output)
+
+
+@pytest.fixture
+async def worker(store: ExecutionStore) -> AsyncIterator[Worker]:
+    """A real worker in the test's loop, polling fast so that tests stay short, and registered
+    before the test starts (`submit` warns about a flow no live worker serves)."""
+    running = Worker(
+        cli_app.app, store, worker_id="cli-test-worker", poll_interval_s=0.05,
+        recovery=False, install_signal_handlers=False, shutdown_grace_s=1,
+    )
+    task = asyncio.create_task(running.run())
+    async with asyncio.timeout(10):
+        while not any(w.worker_id == "cli-test-worker" for w in await store.get_workers()):
+            assert not task.done(), "the worker ended before it registered"
+            await asyncio.sleep(0.01)
+    yield running
+    running.stop(force=True)
+    await asyncio.wait_for(task, 10)

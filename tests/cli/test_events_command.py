@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator
 
-import pytest
 from tests.cli import cli_app
 from tests.cli.conftest import Cli, assert_one_line_error
 from tests.conformance.helpers import WORKER, set_status, start_running
@@ -71,18 +68,6 @@ async def test_show_prints_the_progress_and_the_last_traceback(
     assert shown["progress"]["running_nodes"] == ["b"]
     assert shown["progress"]["nodes_done"] == 1
     assert shown["progress"]["last_failure"]["data"]["traceback"] == TRACEBACK
-
-
-@pytest.fixture
-async def worker(store: ExecutionStore) -> AsyncIterator[Worker]:
-    running = Worker(
-        cli_app.app, store, worker_id="cli-test-worker", poll_interval_s=0.05,
-        recovery=False, install_signal_handlers=False, shutdown_grace_s=1,
-    )
-    task = asyncio.create_task(running.run())
-    yield running
-    running.stop(force=True)
-    await asyncio.wait_for(task, 10)
 
 
 async def test_submit_wait_prints_the_events_as_they_happen(cli: Cli, worker: Worker) -> None:

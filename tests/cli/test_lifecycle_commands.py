@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from tests.cli import cli_app
@@ -15,19 +14,6 @@ from flowexec.runtime import Worker
 from flowexec.store.protocol import ExecutionStore
 
 S = ExecutionStatus
-
-
-@pytest.fixture
-async def worker(store: ExecutionStore) -> AsyncIterator[Worker]:
-    """A real worker in the test's loop, polling fast so that tests stay short."""
-    running = Worker(
-        cli_app.app, store, worker_id="cli-test-worker", poll_interval_s=0.05,
-        recovery=False, install_signal_handlers=False, shutdown_grace_s=1,
-    )
-    task = asyncio.create_task(running.run())
-    yield running
-    running.stop(force=True)
-    await asyncio.wait_for(task, 10)
 
 
 async def test_submit_stores_options_integration_and_events(
