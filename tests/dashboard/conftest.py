@@ -22,6 +22,7 @@ import pytest
 
 from flowexec import open_store
 from flowexec.api import ApiSettings, create_app
+from flowexec.model import ExecutionStatus
 from flowexec.runtime.client import Client
 from flowexec.store.protocol import ExecutionStore
 from tests.api.conftest import serving
@@ -80,6 +81,14 @@ class Dashboard:
     def client(self) -> Client:
         assert self.store is not None
         return Client(self.store)
+
+    def status_of(self, execution_id: str) -> ExecutionStatus:
+        async def read(store: ExecutionStore) -> ExecutionStatus:
+            execution = await store.get(execution_id)
+            assert execution is not None
+            return execution.status
+
+        return self.run(read)
 
     async def _serve(self, ready: Future[None]) -> None:
         self._stop = asyncio.Event()

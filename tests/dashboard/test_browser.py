@@ -33,15 +33,6 @@ def sleeper(dashboard: Dashboard, seconds: float, owner: str = "alice") -> str:
     return dashboard.run(create)
 
 
-def status_of(dashboard: Dashboard, execution_id: str) -> ExecutionStatus:
-    async def read(store: ExecutionStore) -> ExecutionStatus:
-        execution = await store.get(execution_id)
-        assert execution is not None
-        return execution.status
-
-    return dashboard.run(read)
-
-
 def test_every_page_needs_a_session_and_sends_the_security_headers(
     page: Any, dashboard: Dashboard
 ) -> None:
@@ -135,7 +126,7 @@ def test_the_buttons_pause_resume_and_stop_a_running_execution(
     )
     try:
         deadline = time.monotonic() + 30
-        while status_of(dashboard, execution_id) is not ExecutionStatus.RUNNING:
+        while dashboard.status_of(execution_id) is not ExecutionStatus.RUNNING:
             assert worker.alive and time.monotonic() < deadline, worker.tail()
             time.sleep(0.1)
         log_in(page, dashboard, "alice", f"/executions/{execution_id}")
@@ -149,7 +140,7 @@ def test_the_buttons_pause_resume_and_stop_a_running_execution(
         expect(page.locator("form[data-when]:visible")).to_have_count(0)
     finally:
         stop_processes([worker])
-    assert status_of(dashboard, execution_id) is ExecutionStatus.STOPPED
+    assert dashboard.status_of(execution_id) is ExecutionStatus.STOPPED
 
 
 def test_a_dismissed_confirmation_does_nothing(page: Any, dashboard: Dashboard) -> None:
@@ -158,7 +149,7 @@ def test_a_dismissed_confirmation_does_nothing(page: Any, dashboard: Dashboard) 
     page.once("dialog", lambda dialog: dialog.dismiss())
     page.get_by_role("button", name="Stop").click()
     expect(page.locator("#execution .status")).to_have_text("queued")
-    assert status_of(dashboard, execution_id) is ExecutionStatus.CREATED
+    assert dashboard.status_of(execution_id) is ExecutionStatus.CREATED
 
 
 def test_another_owners_execution_is_refused(page: Any, dashboard: Dashboard) -> None:
@@ -174,7 +165,7 @@ def test_another_owners_execution_is_refused(page: Any, dashboard: Dashboard) ->
     csrf = page.locator("input[name=csrf]").first.get_attribute("value")
     answer = page.request.post(f"/executions/{theirs}/stop", form={"csrf": csrf})
     assert answer.status == 404
-    assert status_of(dashboard, theirs) is ExecutionStatus.CREATED
+    assert dashboard.status_of(theirs) is ExecutionStatus.CREATED
 
     page.context.clear_cookies()
     log_in(page, dashboard, "admin", f"/executions/{theirs}")  # an admin sees every owner

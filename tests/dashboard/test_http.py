@@ -40,15 +40,6 @@ def queued(dashboard: Dashboard) -> str:
     return dashboard.run(create)
 
 
-def status_of(dashboard: Dashboard, execution_id: str) -> ExecutionStatus:
-    async def read(store: ExecutionStore) -> ExecutionStatus:
-        found = await store.get(execution_id)
-        assert found is not None
-        return found.status
-
-    return dashboard.run(read)
-
-
 def test_actions_from_another_site_or_without_the_csrf_token_are_refused(
     http: httpx.Client, dashboard: Dashboard
 ) -> None:
@@ -64,11 +55,11 @@ def test_actions_from_another_site_or_without_the_csrf_token_are_refused(
         answer = http.post(stop, data=data, headers=headers)
         assert answer.status_code == 403, (data, headers)
         assert "refused" in answer.text
-        assert status_of(dashboard, execution_id) is ExecutionStatus.CREATED
+        assert dashboard.status_of(execution_id) is ExecutionStatus.CREATED
 
     answer = http.post(stop, data={"csrf": csrf}, headers={"Origin": dashboard.base_url})
     assert answer.status_code == 303
-    assert status_of(dashboard, execution_id) is ExecutionStatus.STOPPED
+    assert dashboard.status_of(execution_id) is ExecutionStatus.STOPPED
 
     assert http.post(f"/executions/{execution_id}/explode", data={"csrf": csrf}).status_code == 400
     again = http.post(stop, data={"csrf": csrf})
@@ -76,7 +67,7 @@ def test_actions_from_another_site_or_without_the_csrf_token_are_refused(
     for action in ("retry", "pause", "resume"):  # a finished execution stays finished
         answer = http.post(f"/executions/{execution_id}/{action}", data={"csrf": csrf})
         assert answer.status_code == 409, action
-    assert status_of(dashboard, execution_id) is ExecutionStatus.STOPPED
+    assert dashboard.status_of(execution_id) is ExecutionStatus.STOPPED
 
 
 def test_the_cookie_is_secure_behind_https_and_a_login_stays_on_this_site(
