@@ -34,6 +34,11 @@ class Principal:
     def may_see(self, execution: Execution) -> bool:
         return self.admin or execution.owner_id == self.owner_id
 
+    @property
+    def owner_filter(self) -> str | None:
+        """The `owner_id` a listing is narrowed to: none for an admin, else its own."""
+        return None if self.admin else self.owner_id
+
     def visible(self, execution: Execution | None, execution_id: str) -> Execution:
         """The execution if it exists for this caller; else `ExecutionNotFound`, alike for a
         missing id and another owner's execution."""

@@ -159,7 +159,7 @@ async def list_roots(
         flow_id,
         limit,
         decode_cursor(cursor),
-        owner_id=None if caller.admin else caller.owner_id,
+        owner_id=caller.owner_filter,
         status=status,
     )
     next_cursor = encode_cursor(roots[-1]) if len(roots) == limit else None

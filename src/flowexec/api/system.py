@@ -25,7 +25,7 @@ async def get_stats(caller: Caller, store: Store) -> StatsOut:
 async def get_flows(caller: Caller, store: Store) -> Flows:
     """Flows with executions, and their counts by status: the caller's own, or all for an
     admin."""
-    counts = await store.get_flow_counts(owner_id=None if caller.admin else caller.owner_id)
+    counts = await store.get_flow_counts(owner_id=caller.owner_filter)
     return Flows(items=[FlowOut(flow_id=f, counts_by_status=c) for f, c in counts.items()])
 
 

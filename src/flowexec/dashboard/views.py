@@ -37,7 +37,7 @@ finished."""
 
 
 async def overview(store: ExecutionStore, cache: CountsCache, who: Principal) -> dict[str, Any]:
-    counts = await cache.get(store, None if who.admin else who.owner_id)
+    counts = await cache.get(store, who.owner_filter)
     context: dict[str, Any] = {
         "statuses": list(ExecutionStatus),
         "flows": sorted(counts.items()),
@@ -79,7 +79,7 @@ async def flow_page(
         flow_id,
         limit,
         decode_cursor(cursor),
-        owner_id=None if who.admin else who.owner_id,
+        owner_id=who.owner_filter,
         status=status,
     )
     return {
